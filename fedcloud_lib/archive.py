@@ -1,0 +1,432 @@
+"""The audit archive: one folder per run, an SQLite index, and a hash chain over both.
+
+Layout (like ansible-runner's artifact tree)::
+
+    <outputs>/<runbook>/<YYYY-MM-DD>/<run-id>/
+        parameters.yaml   notebook.ipynb   notebook.html   record.json   events.jsonl
+        MANIFEST.sha256   (sha256sum format: every other file of the folder)
+    <outputs>/index.sqlite
+
+Tamper evidence: when a run is finished it takes the next sequence number; its
+``record.json`` names that number and the previous run's entry hash (``chain``), its
+``MANIFEST.sha256`` covers every file (record.json included), and its entry hash covers
+the manifest's hash, the previous entry hash and the run's summary.  Editing any archived
+file, removing a run or reordering entries breaks a link that :meth:`Archive.verify`
+reports, naming the run.  Folders are mode 0700; the index is rebuilt from the folders by
+:meth:`Archive.reindex`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ArchiveError
+
+__all__ = ["Archive", "RunEntry", "Problem", "GENESIS", "MANIFEST"]
+
+GENESIS = "0" * 64
+MANIFEST = "MANIFEST.sha256"
+RECORD = "record.json"
+_COLUMNS = ("seq", "run_id", "runbook", "path", "operator", "host", "cloud", "ticket",
+            "status", "exit_code", "started", "ended", "duration", "error", "results",
+            "manifest", "manifest_hash", "prev_hash", "entry_hash")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY, run_id TEXT UNIQUE NOT NULL, runbook TEXT NOT NULL,
+    path TEXT NOT NULL, operator TEXT, host TEXT, cloud TEXT, ticket TEXT, status TEXT,
+    exit_code INTEGER, started TEXT, ended TEXT, duration REAL, error TEXT, results TEXT,
+    manifest TEXT NOT NULL, manifest_hash TEXT NOT NULL, prev_hash TEXT NOT NULL,
+    entry_hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_runbook ON runs(runbook);
+CREATE INDEX IF NOT EXISTS runs_ticket ON runs(ticket);
+CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
+"""
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One indexed run."""
+
+    seq: int
+    run_id: str
+    runbook: str
+    path: Path
+    operator: str | None
+    host: str | None
+    cloud: str | None
+    ticket: str | None
+    status: str
+    exit_code: int | None
+    started: str
+    ended: str | None
+    duration: float | None
+    error: str | None
+    results: dict
+    manifest: dict
+    manifest_hash: str
+    prev_hash: str
+    entry_hash: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something `verify` or `reindex` found wrong, naming the run."""
+
+    run_id: str
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: {self.kind}: {self.detail}"
+
+
+def _sha256_file(p: Path) -> str:
+    h = hashlib.sha256()
+    with p.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def compute_manifest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): _sha256_file(p)
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+
+
+def manifest_text(manifest: dict[str, str]) -> str:
+    return "".join(f"{h}  {name}\n" for name, h in sorted(manifest.items()))
+
+
+def parse_manifest(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        h, _, name = line.partition("  ")
+        if name:
+            out[name] = h
+    return out
+
+
+def entry_hash(*, seq: int, run_id: str, path: str, manifest_hash: str, prev_hash: str,
+               runbook: str, status: str, started: str, ended: str | None,
+               operator: str | None, ticket: str | None, cloud: str | None) -> str:
+    payload = json.dumps({"seq": seq, "run_id": run_id, "path": path,
+                          "manifest_hash": manifest_hash, "prev": prev_hash, "runbook": runbook,
+                          "status": status, "started": started, "ended": ended,
+                          "operator": operator, "ticket": ticket, "cloud": cloud},
+                         sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only, atomically (write then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: int | None, create_time: float | None, host: str | None) -> bool:
+    if host and host != socket.gethostname():
+        return True  # another machine's run: we cannot tell, so leave it alone
+    if not pid:
+        return False
+    try:
+        import psutil
+
+        p = psutil.Process(pid)
+        return create_time is None or abs(p.create_time() - create_time) < 1.0
+    except Exception:  # psutil.NoSuchProcess, AccessDenied, ...
+        return False
+
+
+class Archive:
+    def __init__(self, outputs: Path | None = None):
+        if outputs is None:
+            from .config import settings
+
+            outputs = settings().outputs
+        self.root = Path(outputs)
+        self.db_path = self.root / "index.sqlite"
+
+    # ------------------------------------------------------------------ plumbing
+    def ensure(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.ensure()
+        con = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+        try:
+            os.chmod(self.db_path, 0o600)
+            con.executescript(_SCHEMA)
+            yield con
+        finally:
+            con.close()
+
+    def run_folder(self, runbook: str, run_id: str, started: _dt.datetime) -> Path:
+        folder = self.root / runbook / started.strftime("%Y-%m-%d") / run_id
+        for p in (self.root, self.root / runbook, folder.parent):
+            p.mkdir(exist_ok=True, mode=0o700)
+        folder.mkdir(mode=0o700)
+        return folder
+
+    def _row_to_entry(self, row: tuple) -> RunEntry:
+        d = dict(zip(_COLUMNS, row))
+        d["path"] = self.root / d["path"]
+        d["results"] = json.loads(d["results"] or "{}")
+        d["manifest"] = json.loads(d["manifest"] or "{}")
+        return RunEntry(**d)
+
+    # ------------------------------------------------------------------ writing
+    def append(self, folder: Path, record: dict, write_record) -> RunEntry:
+        """Give a finished run folder its place in the chain and index it.
+
+        ``write_record(record)`` writes record.json (the caller scrubs it); it is called
+        with ``record["chain"]`` set, inside the index's write transaction.
+        """
+        rel = str(folder.relative_to(self.root))
+        with self._db() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                row = con.execute("SELECT seq, entry_hash FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
+                seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+                record["chain"] = {"seq": seq, "prev": prev}
+                write_record(record)
+                manifest = compute_manifest(folder)
+                mtext = manifest_text(manifest)
+                write_private(folder / MANIFEST, mtext)
+                mhash = hashlib.sha256(mtext.encode()).hexdigest()
+                values = self._values(record, rel, manifest, mhash, seq, prev)
+                con.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES "
+                            f"({', '.join('?' * len(_COLUMNS))})", values)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return self._row_to_entry(values)
+
+    @staticmethod
+    def _values(record: dict, rel: str, manifest: dict, mhash: str, seq: int, prev: str) -> tuple:
+        eh = entry_hash(seq=seq, run_id=record["run_id"], path=rel, manifest_hash=mhash,
+                        prev_hash=prev, runbook=record["runbook"], status=record["status"],
+                        started=record["started"], ended=record.get("ended"),
+                        operator=record.get("operator"), ticket=record.get("ticket"),
+                        cloud=record.get("cloud"))
+        return (seq, record["run_id"], record["runbook"], rel, record.get("operator"),
+                record.get("host"), record.get("cloud"), record.get("ticket"), record["status"],
+                record.get("exit_code"), record["started"], record.get("ended"),
+                record.get("duration"), record.get("error"),
+                json.dumps(record.get("results") or {}, sort_keys=True),
+                json.dumps(manifest, sort_keys=True), mhash, prev, eh)
+
+    # ------------------------------------------------------------------ reading
+    def list(self, *, runbook: str | None = None, ticket: str | None = None,
+             status: str | None = None, operator: str | None = None, cloud: str | None = None,
+             since: str | None = None, resource: str | None = None) -> list[RunEntry]:
+        where, args = [], []
+        for col, val in (("runbook", runbook), ("ticket", ticket), ("status", status),
+                         ("operator", operator), ("cloud", cloud)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        if since is not None:
+            where.append("started >= ?")
+            args.append(since)
+        if resource is not None:
+            where.append("instr(results, ?) > 0")
+            args.append(resource)
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._db() as con:
+            return [self._row_to_entry(r) for r in con.execute(sql + " ORDER BY seq", args)]
+
+    def find(self, run_id: str) -> RunEntry:
+        with self._db() as con:
+            rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE run_id = ? "
+                               f"OR run_id LIKE ?", (run_id, run_id + "%")).fetchall()
+        if not rows:
+            raise ArchiveError(f"no archived run {run_id!r} in {self.root} "
+                               f"(`fedcloud runs list` shows the runs)", run_id=run_id)
+        if len(rows) > 1:
+            raise ArchiveError(f"{run_id!r} matches {len(rows)} runs; give more of the run id",
+                               run_id=run_id)
+        return self._row_to_entry(rows[0])
+
+    def folders(self) -> list[Path]:
+        """Every run folder on disk (those with a record.json)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.parent for p in self.root.glob(f"*/*/*/{RECORD}"))
+
+    @staticmethod
+    def read_record(folder: Path) -> dict:
+        try:
+            return json.loads((folder / RECORD).read_text())
+        except (OSError, ValueError) as e:
+            raise ArchiveError(f"{folder}: unreadable {RECORD}: {e}", path=str(folder)) from e
+
+    # ------------------------------------------------------------------ abandoned runs
+    def sweep(self, finalize) -> list[str]:
+        """Finish runs whose fedcloud process died (status 'running', process gone).
+
+        ``finalize(folder, record)`` archives such a run as 'abandoned'. Returns their ids.
+        """
+        done = []
+        for folder in self.folders():
+            try:
+                rec = self.read_record(folder)
+            except ArchiveError:
+                continue
+            if rec.get("status") != "running" or "chain" in rec:
+                continue
+            if _pid_alive(rec.get("pid"), rec.get("pid_started"), rec.get("host")):
+                continue
+            finalize(folder, rec)
+            done.append(rec["run_id"])
+        return done
+
+    # ------------------------------------------------------------------ verification
+    def verify(self) -> list[Problem]:
+        """Check every index entry, its folder and the chain; return what is wrong."""
+        problems: list[Problem] = []
+        entries = self.list()
+        on_disk = {str(f.relative_to(self.root)): f for f in self.folders()}
+        by_seq_on_disk = {}
+        for rel, f in on_disk.items():
+            try:
+                rec = self.read_record(f)
+            except ArchiveError:
+                continue
+            if "chain" in rec:
+                by_seq_on_disk[rec["chain"].get("seq")] = rec.get("run_id", rel)
+        prev_hash, expected_seq = GENESIS, 1
+        for e in entries:
+            if e.seq != expected_seq:
+                for missing in range(expected_seq, e.seq):
+                    who = by_seq_on_disk.get(missing, f"run #{missing}")
+                    problems.append(Problem(who, "removed from index",
+                                            f"entry #{missing} is missing from the index"))
+            if e.prev_hash != prev_hash:
+                problems.append(Problem(e.run_id, "chain broken",
+                                        f"entry #{e.seq} does not follow the entry before it "
+                                        f"(entries reordered, removed or edited)"))
+            recomputed = entry_hash(seq=e.seq, run_id=e.run_id, path=str(e.path.relative_to(self.root)),
+                                    manifest_hash=e.manifest_hash, prev_hash=e.prev_hash,
+                                    runbook=e.runbook, status=e.status, started=e.started,
+                                    ended=e.ended, operator=e.operator, ticket=e.ticket,
+                                    cloud=e.cloud)
+            if recomputed != e.entry_hash:
+                problems.append(Problem(e.run_id, "index entry edited",
+                                        f"entry #{e.seq}'s fields do not match its hash"))
+            problems += self._verify_folder(e)
+            on_disk.pop(str(e.path.relative_to(self.root)), None)
+            prev_hash, expected_seq = e.entry_hash, e.seq + 1
+        for rel, folder in on_disk.items():
+            try:
+                rec = self.read_record(folder)
+            except ArchiveError as err:
+                problems.append(Problem(rel, "unreadable run folder", str(err)))
+                continue
+            if rec.get("status") == "running" and "chain" not in rec:
+                continue  # still running
+            problems.append(Problem(rec.get("run_id", rel), "not in index",
+                                    f"{rel} is archived but not indexed (run `fedcloud runs reindex`)"))
+        return problems
+
+    def _verify_folder(self, e: RunEntry) -> list[Problem]:
+        out: list[Problem] = []
+        if not e.path.is_dir():
+            return [Problem(e.run_id, "run folder missing", f"{e.path} was removed")]
+        actual = compute_manifest(e.path)
+        for name in sorted(set(e.manifest) | set(actual)):
+            if name not in actual:
+                out.append(Problem(e.run_id, "file missing", f"{name} was removed"))
+            elif name not in e.manifest:
+                out.append(Problem(e.run_id, "file added", f"{name} was added after archiving"))
+            elif actual[name] != e.manifest[name]:
+                out.append(Problem(e.run_id, "file edited", f"{name} was changed after archiving"))
+        try:
+            mtext = (e.path / MANIFEST).read_text()
+            if hashlib.sha256(mtext.encode()).hexdigest() != e.manifest_hash:
+                out.append(Problem(e.run_id, "file edited", f"{MANIFEST} was changed after archiving"))
+        except OSError:
+            out.append(Problem(e.run_id, "file missing", f"{MANIFEST} was removed"))
+        try:
+            chain = self.read_record(e.path).get("chain", {})
+            if chain.get("seq") != e.seq or chain.get("prev") != e.prev_hash:
+                out.append(Problem(e.run_id, "chain broken",
+                                   f"record.json places the run at #{chain.get('seq')}, "
+                                   f"the index at #{e.seq} (entries reordered)"))
+        except ArchiveError as err:
+            out.append(Problem(e.run_id, "file edited", str(err)))
+        return out
+
+    def reindex(self) -> tuple[int, list[Problem]]:
+        """Rebuild the index from the run folders. Returns (runs indexed, problems found)."""
+        problems: list[Problem] = []
+        records = []
+        for folder in self.folders():
+            try:
+                rec = self.read_record(folder)
+            except ArchiveError as err:
+                problems.append(Problem(str(folder.relative_to(self.root)), "unreadable", str(err)))
+                continue
+            if "chain" not in rec:
+                if rec.get("status") != "running":
+                    problems.append(Problem(rec.get("run_id", folder.name), "not chained",
+                                            "finished but never indexed; left out"))
+                continue
+            records.append((rec["chain"]["seq"], folder, rec))
+        records.sort(key=lambda t: t[0])
+        rows, prev, expected, used = [], GENESIS, 1, set()
+        for seq, folder, rec in records:
+            rel = str(folder.relative_to(self.root))
+            if seq in used:
+                problems.append(Problem(rec["run_id"], "cannot verify",
+                                        f"another run already claims #{seq}; left out"))
+                continue
+            used.add(seq)
+            if seq != expected:
+                problems.append(Problem(rec["run_id"], "chain broken",
+                                        f"run #{seq} follows #{expected - 1}: "
+                                        f"{seq - expected} run(s) missing before it"))
+            if rec["chain"].get("prev") != prev:
+                problems.append(Problem(rec["run_id"], "cannot verify",
+                                        "its link to the previous run does not match "
+                                        "(previous run removed, edited or reordered)"))
+            try:
+                mtext = (folder / MANIFEST).read_text()
+            except OSError:
+                problems.append(Problem(rec["run_id"], "cannot verify", f"{MANIFEST} is missing"))
+                mtext = manifest_text(compute_manifest(folder))
+            listed = parse_manifest(mtext)
+            actual = compute_manifest(folder)
+            for name in sorted(set(listed) | set(actual)):
+                if listed.get(name) != actual.get(name):
+                    problems.append(Problem(rec["run_id"], "cannot verify",
+                                            f"{name} differs from the run's manifest"))
+            mhash = hashlib.sha256(mtext.encode()).hexdigest()
+            values = self._values(rec, rel, listed, mhash, seq, rec["chain"].get("prev", ""))
+            rows.append(values)
+            prev, expected = values[-1], seq + 1
+        with self._db() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.execute("DELETE FROM runs")
+                con.executemany(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES "
+                                f"({', '.join('?' * len(_COLUMNS))})", rows)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return len(rows), problems
