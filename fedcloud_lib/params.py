@@ -28,8 +28,8 @@ __all__ = ["ParamSpec", "parse_parameters_cell", "validate_values", "load_value_
 
 SECRET_MARKER = "***"
 _BASE_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
-_CONSTRAINT_RE = re.compile(
-    r"\[\s*((?:required|secret|choices\s*=|pattern\s*=|min\s*=|max\s*=).*)\]\s*$")
+# a trailing [word; word=value; ...] group; "[the docs]" (words with spaces) stays help text
+_CONSTRAINT_RE = re.compile(r"\[\s*([A-Za-z_]+\s*(?:=.*|;.*)?)\]\s*$")
 
 
 @dataclass(frozen=True)
@@ -339,14 +339,14 @@ def validate_values(specs: list[ParamSpec], values: dict, runbook: str = "runboo
     for spec in specs:
         if spec.name in values:
             v = values[spec.name]
+            if spec.required and (v is None or v == "" or v == [] or v == {}):
+                problems.append(f"{spec.name}: a value is required (given {_shown(spec, v)}; "
+                                f"allowed: {spec.allowed})")
+                continue
             problem = _check(spec, v)
             if problem:
                 problems.append(f"{spec.name}: {_shown(spec, v)} is not allowed: {problem} "
                                 f"(allowed: {spec.allowed})")
-                continue
-            if spec.required and (v is None or v == "" or v == [] or v == {}):
-                problems.append(f"{spec.name}: a value is required (given {_shown(spec, v)}; "
-                                f"allowed: {spec.allowed})")
                 continue
             result[spec.name] = _type_ok(spec.type, v)[1]
         elif spec.required:
