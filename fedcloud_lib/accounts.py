@@ -1,0 +1,106 @@
+"""The Fedora Account System, read through its JSON API (FASJSON).
+
+Only the three reads the instance SOP needs: a user (e-mail, ssh public keys), the
+user's groups, and a group's members.  FASJSON answers ``{"result": ...}`` and pages
+lists with ``page_size`` / ``page_number`` (``{"page": {"total_pages": N}}``).
+
+Production FASJSON authenticates with Kerberos: pass a ``requests`` session with a
+GSSAPI auth (``requests-gssapi``) as ``session``; tests serve the endpoints from a local
+HTTP server without auth.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from .errors import ConfigError, PolicyError
+
+__all__ = ["Account", "FasjsonClient", "UnknownUser"]
+
+
+class UnknownUser(PolicyError):
+    """The account system does not know this user."""
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    emails: tuple[str, ...]
+    sshpubkeys: tuple[str, ...]
+    groups: tuple[str, ...]
+    human_name: str = ""
+
+    @property
+    def email(self) -> str | None:
+        return self.emails[0] if self.emails else None
+
+
+class FasjsonClient:
+    def __init__(self, url: str, *, timeout: float = 20.0,
+                 session: requests.Session | None = None, page_size: int = 100) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.page_size = page_size
+
+    def _get(self, path: str, **params: Any) -> requests.Response:
+        try:
+            return self.session.get(f"{self.url}/v1/{path}", params=params or None,
+                                    timeout=self.timeout,
+                                    headers={"Accept": "application/json"})
+        except requests.RequestException as exc:
+            raise ConfigError(f"the account system at {self.url} cannot be reached: {exc}",
+                              url=self.url) from exc
+
+    def _result(self, resp: requests.Response, what: str) -> Any:
+        if resp.status_code != 200:
+            raise ConfigError(f"the account system answered {resp.status_code} for {what}",
+                              url=resp.url, status=resp.status_code)
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise ConfigError(f"the account system sent invalid JSON for {what}",
+                              url=resp.url) from exc
+
+    def _paged(self, path: str, what: str) -> list[Any]:
+        out: list[Any] = []
+        page = 1
+        while True:
+            body = self._result(self._get(path, page_size=self.page_size, page_number=page),
+                                what)
+            out.extend(body.get("result") or [])
+            total = (body.get("page") or {}).get("total_pages", 1)
+            if page >= total:
+                return out
+            page += 1
+
+    def user(self, username: str) -> dict[str, Any] | None:
+        """The user's record, or None when the account system does not know them."""
+        resp = self._get(f"users/{username}/")
+        if resp.status_code == 404:
+            return None
+        return self._result(resp, f"user {username}")["result"]
+
+    def user_groups(self, username: str) -> list[str]:
+        return [g["groupname"] for g in self._paged(f"users/{username}/groups/",
+                                                     f"groups of {username}")]
+
+    def group_members(self, group: str) -> list[str]:
+        return [u["username"] for u in self._paged(f"groups/{group}/members/",
+                                                    f"members of {group}")]
+
+    def account(self, username: str) -> Account:
+        """Everything the SOP needs about ``username``; :class:`UnknownUser` if unknown."""
+        rec = self.user(username)
+        if rec is None:
+            raise UnknownUser(f"requester {username!r} is not a user of the account system "
+                              f"({self.url})", requester=username)
+        return Account(
+            username=rec.get("username", username),
+            emails=tuple(rec.get("emails") or ()),
+            sshpubkeys=tuple(k.strip() for k in (rec.get("sshpubkeys") or ()) if k.strip()),
+            groups=tuple(self.user_groups(username)),
+            human_name=rec.get("human_name") or "",
+        )
