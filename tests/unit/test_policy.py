@@ -1,0 +1,152 @@
+"""Site policy: loading, validation errors, request checks."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from fedcloud_lib import policy as pol
+from fedcloud_lib.errors import ConfigError, PolicyError
+
+pytestmark = pytest.mark.unit
+NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def site() -> pol.Policy:
+    return pol.load(pol.DEFAULT_POLICY_PATH)
+
+
+@pytest.fixture
+def raw() -> dict:
+    return yaml.safe_load(pol.DEFAULT_POLICY_PATH.read_text())
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    p = tmp_path / "policy.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def test_site_policy_loads_with_the_four_classes(site):
+    assert {"dev", "qa", "test", "builder"} <= set(site.classes)
+    assert site.classes["dev"].persistent and site.classes["dev"].max_lifetime_h is None
+    assert site.classes["dev"].default_lifetime_h is None
+    assert not site.classes["qa"].persistent and site.classes["qa"].max_lifetime_h
+    assert site.classes["builder"].max_lifetime_h == 24
+    assert site.network.ingress_tcp == (22, 80, 443)
+    assert {"sysadmin-main", "sysadmin-cloud"} <= set(site.admin_groups)
+    assert {k.name for k in site.root_keys} == {"sysadmin-main", "sysadmin-cloud"}
+    assert site.quota_for("production").instances == 60
+    assert site.quota_for("nonesuch") == site.quotas["default"]
+
+
+def test_env_variable_selects_the_policy_file(tmp_path, raw, monkeypatch):
+    raw["classes"]["dev"]["max_volume_gb"] = 7
+    monkeypatch.setenv("FEDCLOUD_POLICY", str(write(tmp_path, raw)))
+    assert pol.load().classes["dev"].max_volume_gb == 7
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda d: d.pop("classes"), "'classes' is a required property"),
+    (lambda d: d["classes"]["dev"].update(max_volume_gb=-1), "classes.dev.max_volume_gb"),
+    (lambda d: d["classes"]["dev"].update(colour="red"), "'colour' was unexpected"),
+    (lambda d: d["classes"]["qa"].update(max_lifetime_h=None, default_lifetime_h=None),
+     "classes.qa.max_lifetime_h: a transient class needs a bounded lifetime"),
+    (lambda d: d["classes"]["test"].update(default_image="rawhide"),
+     "classes.test.default_image: 'rawhide' is not one of its images"),
+    (lambda d: d["classes"]["qa"].update(default_lifetime_h=9999),
+     "classes.qa.default_lifetime_h: 9999 must be set and at most max_lifetime_h (720)"),
+    (lambda d: d["network"].update(ingress_tcp=[22, 80, 443, 5432]),
+     "network.ingress_tcp: [22, 80, 443, 5432]"),
+    (lambda d: d["mail"].update({"from": "not-an-address"}), "mail.from"),
+    (lambda d: d["root_keys"].append({"name": "x", "key": "-----BEGIN PRIVATE KEY-----"}),
+     "root_keys.2.key"),
+])
+def test_invalid_policy_is_refused_naming_the_field(tmp_path, raw, mutate, expected):
+    mutate(raw)
+    with pytest.raises(ConfigError) as e:
+        pol.load(write(tmp_path, raw))
+    assert expected in str(e.value)
+
+
+def test_missing_and_unparsable_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        pol.load(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("classes: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        pol.load(bad)
+
+
+def request(site, **kw):
+    args = dict(ticket="101", requester="alice", purpose="web app", instance_class="dev",
+                name="web-1", now=NOW)
+    args.update(kw)
+    return pol.check_request(site, **args)
+
+
+def test_defaults_come_from_the_class(site):
+    r = request(site)
+    assert (r.flavor, r.image, r.volume_gb, r.expires_at) == ("m1.small", "fedora-cloud-test",
+                                                              0, None)
+    q = request(site, instance_class="qa")
+    assert q.expires_at == NOW + dt.timedelta(hours=site.classes["qa"].default_lifetime_h)
+    b = request(site, instance_class="builder")
+    assert b.flavor == "m1.builder" and b.expires_at == NOW + dt.timedelta(hours=24)
+
+
+@pytest.mark.parametrize("expires, hours", [("36h", 36), ("14d", 336), ("2w", 336),
+                                            ("2026-12-01", 6 * 24 + 12),
+                                            ("2026-11-25T12:00:00Z", 24)])
+def test_expiry_forms(site, expires, hours):
+    r = request(site, instance_class="qa", expires=expires)
+    assert r.expires_at - NOW == dt.timedelta(hours=hours)
+
+
+@pytest.mark.parametrize("kw, expected", [
+    (dict(name="Web_1"), "name: 'Web_1' is not a valid DNS label"),
+    (dict(name="-web"), "not a valid DNS label"),
+    (dict(name="a" * 64), "not a valid DNS label"),
+    (dict(flavor="m1.builder"), "flavor: 'm1.builder' is not allowed for class dev; allowed: "
+                                "m1.tiny, m1.small, m1.medium"),
+    (dict(image="windows"), "image: 'windows' is not allowed for class dev; allowed: "
+                            "fedora-cloud-test"),
+    (dict(volume_gb=101), "volume_gb: 101 is outside what class dev allows (0 to 100 GiB)"),
+    (dict(instance_class="builder", volume_gb=1), "(0 to 0 GiB)"),
+    (dict(instance_class="builder", expires="25h"), "beyond the class lifetime; at most 24 h"),
+    (dict(instance_class="test", expires="never"), "'never' is not allowed"),
+    (dict(instance_class="qa", expires="2020-01-01"), "is in the past"),
+    (dict(instance_class="qa", expires="soonish"), "neither a duration"),
+])
+def test_requests_outside_the_class_are_refused(site, kw, expected):
+    with pytest.raises(PolicyError) as e:
+        request(site, **kw)
+    assert expected in str(e.value)
+
+
+def test_unknown_class_names_the_allowed_ones(site):
+    with pytest.raises(PolicyError, match="allowed: builder, dev, qa, test"):
+        request(site, instance_class="gpu")
+
+
+def test_every_problem_is_reported_at_once(site):
+    with pytest.raises(PolicyError) as e:
+        request(site, name="X", flavor="huge", volume_gb=999)
+    assert len(e.value.context["problems"]) == 3
+
+
+def account(keys=("ssh-ed25519 AAAA alice",), groups=("packager",)):
+    return SimpleNamespace(username="alice", sshpubkeys=keys, groups=groups)
+
+
+def test_requester_checks(site):
+    pol.check_requester(site, site.classes["dev"], account())
+    with pytest.raises(PolicyError, match="has no ssh public key"):
+        pol.check_requester(site, site.classes["dev"], account(keys=()))
+    with pytest.raises(PolicyError, match=r"in none of the groups allowed to request a builder "
+                                          r"instance \(copr-admins, releng"):
+        pol.check_requester(site, site.classes["builder"], account())
