@@ -1,0 +1,1 @@
+"""Install, verify and operate a cloudlet (runbooks cloudlet-install / cloudlet-verify)."""
