@@ -13,8 +13,11 @@ from typing import Any
 
 from .errors import FedcloudError
 
-# Sub-commands contributed by other parts of the library: module with register(subparsers).
-PLUGINS = ("fedcloud_lib.cloudlet.cli", "fedcloud_lib.tickets.cli")
+# Sub-commands contributed by other parts of the library: command -> module exposing
+# register(subparsers). A plugin is imported only when its command (or help) is asked for,
+# so that `fedcloud run` does not pay for importing every part of the product.
+PLUGINS = {"cloudlet": "fedcloud_lib.cloudlet.cli", "ticket": "fedcloud_lib.tickets.cli"}
+CORE_COMMANDS = {"runbooks", "describe", "run", "runs"}
 
 
 def _table(rows: list[dict], columns: list[str]) -> str:
@@ -170,7 +173,16 @@ def cmd_runs_reindex(args) -> int:
 
 
 # ------------------------------------------------------------------ parser
-def build_parser() -> argparse.ArgumentParser:
+def _wanted_plugins(argv: list[str] | None) -> list[str]:
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    if words and words[0] in CORE_COMMANDS:
+        return []
+    if words and words[0] in PLUGINS:
+        return [PLUGINS[words[0]]]
+    return list(PLUGINS.values())  # help, or an unknown command: show everything
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="fedcloud", description=__doc__.split("\n")[0])
     ap.add_argument("--version", action="version", version=f"fedcloud {_version()}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -214,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = runs.add_parser("reindex", help="rebuild the index from the run folders")
     p.set_defaults(func=cmd_runs_reindex)
 
-    for mod in PLUGINS:
+    for mod in _wanted_plugins(argv):
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as e:
@@ -232,7 +244,7 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except FedcloudError as e:

@@ -155,10 +155,22 @@ def _environ(**values: str | None):
                 os.environ[k] = v
 
 
+_EXPORTER: list = []  # the warmed-up HTML exporter, shared by the runs of this process
+
+
+def _html_exporter():
+    if not _EXPORTER:
+        from nbconvert import HTMLExporter
+
+        _EXPORTER.append(HTMLExporter(template_name="lab"))
+    return _EXPORTER[0]
+
+
 def _warm_nbconvert() -> None:
-    """Import the HTML exporter while the kernel runs (it is slow to import)."""
+    """Import nbconvert and compile its templates while the kernel runs (slow, ~0.7 s)."""
     try:
-        from nbconvert import HTMLExporter  # noqa: F401
+        _html_exporter().from_notebook_node(nbformat.v4.new_notebook(
+            cells=[nbformat.v4.new_markdown_cell("warm-up"), nbformat.v4.new_code_cell("1")]))
     except Exception:  # noqa: BLE001 - rendering reports its own errors later
         pass
 
@@ -206,9 +218,7 @@ class RunWriter:
         if self.last_nb is None:
             return "no notebook to render"
         try:
-            from nbconvert import HTMLExporter
-
-            body, _ = HTMLExporter(template_name="lab").from_notebook_node(self.last_nb)
+            body, _ = _html_exporter().from_notebook_node(self.last_nb)
         except Exception as e:  # noqa: BLE001 - a rendering failure must not lose the run
             body = (f"<html><body><h1>{self.record['run_id']}</h1><p>HTML rendering failed: "
                     f"{type(e).__name__}: {e}</p></body></html>")

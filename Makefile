@@ -1,0 +1,68 @@
+# fedcloud — every target does its own set-up on a fresh Debian 12 machine (as root).
+#   make demo   the main job: install the local cloudlet with the cloudlet-install runbook
+#               (headless, archived), then run an SOP runbook against it
+#   make test   everything the tests need (venv, kernel, cloudlet), then every test tier
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FEDCLOUD := $(BIN)/fedcloud
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: help venv demo cloudlet cloudlet-start cloudlet-stop cloudlet-status verify \
+        test test-unit test-runbook test-integration test-browser bench clean
+
+help:
+	@sed -n '2,5p' Makefile
+
+# ---------------------------------------------------------------- environment
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name fedcloud --display-name "fedcloud (Python 3)"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# ---------------------------------------------------------------- the local cloudlet
+cloudlet: $(STAMP)
+	$(FEDCLOUD) run cloudlet-install -f parameters/cloudlet-install/local.yaml --approve
+
+cloudlet-start: $(STAMP)
+	$(FEDCLOUD) cloudlet start
+
+cloudlet-stop: $(STAMP)
+	$(FEDCLOUD) cloudlet stop
+
+cloudlet-status: $(STAMP)
+	$(FEDCLOUD) cloudlet status
+
+verify: $(STAMP)
+	$(FEDCLOUD) run cloudlet-verify --cloud fedcloud-admin
+
+# ---------------------------------------------------------------- the main job
+demo: cloudlet
+	$(FEDCLOUD) run cloudlet-verify --cloud fedcloud-admin
+	$(FEDCLOUD) runs list
+	$(FEDCLOUD) runs verify
+
+# ---------------------------------------------------------------- tests
+test: cloudlet
+	$(PYTEST) tests
+
+test-unit: $(STAMP)
+	$(PYTEST) -m unit tests
+
+test-runbook: $(STAMP)
+	$(PYTEST) -m runbook tests
+
+test-integration: cloudlet
+	$(PYTEST) -m integration tests
+
+bench: $(STAMP)
+	$(BIN)/python bench/engine_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
