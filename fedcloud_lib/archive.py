@@ -38,6 +38,7 @@ RECORD = "record.json"
 _COLUMNS = ("seq", "run_id", "runbook", "path", "operator", "host", "cloud", "ticket",
             "status", "exit_code", "started", "ended", "duration", "error", "results",
             "manifest", "manifest_hash", "prev_hash", "entry_hash")
+_INSERT = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     seq INTEGER PRIMARY KEY, run_id TEXT UNIQUE NOT NULL, runbook TEXT NOT NULL,
@@ -172,6 +173,18 @@ class Archive:
         finally:
             con.close()
 
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the index (one writer at a time, across processes)."""
+        with self._db() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
     def run_folder(self, runbook: str, run_id: str, started: _dt.datetime) -> Path:
         folder = self.root / runbook / started.strftime("%Y-%m-%d") / run_id
         for p in (self.root, self.root / runbook, folder.parent):
@@ -194,24 +207,17 @@ class Archive:
         with ``record["chain"]`` set, inside the index's write transaction.
         """
         rel = str(folder.relative_to(self.root))
-        with self._db() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                row = con.execute("SELECT seq, entry_hash FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
-                seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-                record["chain"] = {"seq": seq, "prev": prev}
-                write_record(record)
-                manifest = compute_manifest(folder)
-                mtext = manifest_text(manifest)
-                write_private(folder / MANIFEST, mtext)
-                mhash = hashlib.sha256(mtext.encode()).hexdigest()
-                values = self._values(record, rel, manifest, mhash, seq, prev)
-                con.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES "
-                            f"({', '.join('?' * len(_COLUMNS))})", values)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._write() as con:
+            row = con.execute("SELECT seq, entry_hash FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+            record["chain"] = {"seq": seq, "prev": prev}
+            write_record(record)
+            manifest = compute_manifest(folder)
+            mtext = manifest_text(manifest)
+            write_private(folder / MANIFEST, mtext)
+            mhash = hashlib.sha256(mtext.encode()).hexdigest()
+            values = self._values(record, rel, manifest, mhash, seq, prev)
+            con.execute(_INSERT, values)
         return self._row_to_entry(values)
 
     @staticmethod
@@ -419,14 +425,7 @@ class Archive:
             values = self._values(rec, rel, listed, mhash, seq, rec["chain"].get("prev", ""))
             rows.append(values)
             prev, expected = values[-1], seq + 1
-        with self._db() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                con.execute("DELETE FROM runs")
-                con.executemany(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES "
-                                f"({', '.join('?' * len(_COLUMNS))})", rows)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._write() as con:
+            con.execute("DELETE FROM runs")
+            con.executemany(_INSERT, rows)
         return len(rows), problems
