@@ -9,6 +9,7 @@ download and re-upload round trip is byte-exact) or, for servers booted from a v
 """
 import io
 import logging
+import tempfile
 
 from nova.image import glance
 from nova.virt import fake
@@ -24,9 +25,11 @@ class FakeDriver(fake.FakeDriver):
         data, disk_format = FALLBACK, "raw"
         if instance.image_ref:
             try:
-                src = api.show(context, instance.image_ref)
+                src = api.get(context, instance.image_ref)
                 disk_format = src.get("disk_format") or "raw"
-                data = b"".join(api.download(context, instance.image_ref))
+                with tempfile.NamedTemporaryFile(prefix="fedcloud-snap-") as tmp:
+                    api.download(context, instance.image_ref, dest_path=tmp.name)
+                    data = open(tmp.name, "rb").read()
             except Exception:  # source image gone or unreadable: keep the fallback
                 LOG.warning("fedcloud_fake: cannot copy image %s, uploading zeros",
                             instance.image_ref, exc_info=True)

@@ -1,0 +1,274 @@
+"""The local cloudlet's programs under supervisord: facts, start, stop, status.
+
+Programs are defined by the install playbook in /etc/supervisor/conf.d/fedcloud.conf
+(autostart=false).  ``start`` brings up supervisord and then the programs in dependency
+order (databases and message queue, identity, control services, compute), waiting for
+each group's ports; ``stop`` stops them in the reverse order (services before databases:
+a DROP DATABASE would hang while services hold connections) and ends supervisord.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
+
+from fedcloud_lib.errors import ConfigError, FedcloudError
+
+from .settings import CONTROLLER_PROGRAMS, LOG_DIR
+
+SUPERVISOR_CONF = Path("/etc/supervisor/supervisord.conf")
+PROGRAMS_CONF = Path("/etc/supervisor/conf.d/fedcloud.conf")
+
+# start phases: programs and the loopback ports that must answer before the next phase
+PHASES: list[tuple[str, list[str], list[int]]] = [
+    ("database and message queue", ["mariadb", "rabbitmq"], [3306, 5672]),
+    ("identity", ["keystone"], [5000]),
+    ("control services", ["glance-api", "placement-api", "nova-api", "nova-conductor",
+                          "nova-scheduler", "neutron-server", "cinder-api", "cinder-scheduler",
+                          "cinder-volume"], [9292, 8778, 8774, 9696, 8776]),
+    ("compute", ["neutron-linuxbridge-agent-*", "nova-compute-*"], []),
+]
+
+# OpenStack service (as the APIs name it) -> program name pattern
+SERVICE_PROGRAMS = {
+    "keystone": "keystone", "identity": "keystone",
+    "glance": "glance-api", "image": "glance-api",
+    "placement": "placement-api",
+    "nova": "nova-api", "compute": "nova-api",
+    "nova-api": "nova-api", "nova-conductor": "nova-conductor", "nova-scheduler": "nova-scheduler",
+    "neutron": "neutron-server", "network": "neutron-server",
+    "cinder": "cinder-api", "volume": "cinder-api", "volumev3": "cinder-api",
+    "block-storage": "cinder-api", "cinder-scheduler": "cinder-scheduler",
+    "cinder-volume": "cinder-volume", "mariadb": "mariadb", "rabbitmq": "rabbitmq",
+}
+
+
+def log_of(program: str) -> str:
+    """Where a program logs (its own log file; keystone and the infra log elsewhere)."""
+    special = {"keystone": "/var/log/keystone/keystone-wsgi-public.log (and "
+                           f"{LOG_DIR}/keystone.stdout.log)",
+               "mariadb": f"{LOG_DIR}/mariadb.stdout.log",
+               "rabbitmq": f"{LOG_DIR}/rabbitmq.stdout.log (and /var/log/rabbitmq/)",
+               "placement-api": f"{LOG_DIR}/placement-api.log"}
+    return special.get(program, f"{LOG_DIR}/{program}.log")
+
+
+def program_for(service: str, host: str | None = None) -> str:
+    """Program name of an OpenStack service binary on a (compute) host."""
+    if service in ("nova-compute",) and host:
+        return f"nova-compute-{host}"
+    if service.startswith("neutron-linuxbridge-agent") and host:
+        return f"neutron-linuxbridge-agent-{host}"
+    return SERVICE_PROGRAMS.get(service, service)
+
+
+@dataclass(frozen=True)
+class ProgramState:
+    name: str
+    state: str  # RUNNING, STOPPED, FATAL, BACKOFF, STARTING, EXITED, ...
+    detail: str
+
+    def row(self) -> dict[str, str]:
+        return {"program": self.name, "state": self.state, "detail": self.detail, "log": log_of(self.name)}
+
+
+def installed() -> bool:
+    return PROGRAMS_CONF.exists() and shutil.which("supervisord") is not None
+
+
+def _ctl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["supervisorctl", "-c", str(SUPERVISOR_CONF), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def supervisord_running() -> bool:
+    if shutil.which("supervisorctl") is None:
+        return False
+    r = _ctl("pid", timeout=30)
+    return r.returncode == 0 and r.stdout.strip().isdigit()
+
+
+_STATUS = re.compile(r"^(\S+)\s+([A-Z]+)\s*(.*)$")
+
+
+def status() -> list[ProgramState]:
+    """State of every fedcloud program ([] when supervisord does not run)."""
+    if not supervisord_running():
+        return []
+    r = _ctl("status", timeout=60)
+    out = []
+    for line in r.stdout.splitlines():
+        m = _STATUS.match(line.strip())
+        if m:
+            out.append(ProgramState(m.group(1), m.group(2), m.group(3).strip()))
+    return out
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_ports(ports: list[int], timeout: float = 120, host: str = "127.0.0.1") -> list[int]:
+    """Wait until every port accepts connections; returns the ones that never did."""
+    @retry(stop=stop_after_delay(timeout), wait=wait_fixed(1),
+           retry=retry_if_result(lambda missing: bool(missing)))
+    def _check() -> list[int]:
+        return [p for p in ports if not _port_open(p, host)]
+
+    try:
+        return _check()
+    except RetryError as exc:
+        return exc.last_attempt.result()
+
+
+def _prepare_runtime(provider_interface: str = "phy0a") -> None:
+    """What a reboot takes away: /run/mysqld and the veth provider interface."""
+    Path("/run/mysqld").mkdir(parents=True, exist_ok=True)
+    shutil.chown("/run/mysqld", "mysql", "mysql")
+    if subprocess.run(["ip", "link", "show", provider_interface], capture_output=True).returncode != 0:
+        peer = provider_interface[:-1] + "b"
+        subprocess.run(["ip", "link", "add", provider_interface, "type", "veth", "peer", "name", peer], check=True)
+        for dev in (provider_interface, peer):
+            subprocess.run(["ip", "link", "set", dev, "up"], check=True)
+
+
+def start(only: str | None = None, out: Callable[[str], None] = print) -> int:
+    """Start supervisord and the programs (all, or one with ``only``); 0 when all run."""
+    if not installed():
+        out(f"the local cloudlet is not installed ({PROGRAMS_CONF} missing): run `make cloudlet` "
+            "or the cloudlet-install runbook")
+        return 2
+    t0 = time.monotonic()
+    _prepare_runtime()
+    if not supervisord_running():
+        subprocess.run(["supervisord", "-c", str(SUPERVISOR_CONF)], check=True)
+        if not _wait_supervisord():
+            raise FedcloudError("supervisord did not come up: see /var/log/supervisor/supervisord.log")
+        out("supervisord started")
+    known = {p.name for p in status()}
+    rc = 0
+    for title, progs, ports in PHASES:
+        names = [n for pat in progs for n in sorted(known) if _match(pat, n)]
+        if only:
+            names = [n for n in names if n == only]
+            ports = []
+        if not names:
+            continue
+        r = _ctl("start", *names)
+        bad = [ln for ln in r.stdout.splitlines() if not re.search(r": started$|already started", ln)]
+        if bad:
+            rc = 1
+            for ln in bad:
+                out(f"  {ln}  -> see {log_of(ln.split(':')[0])}")
+        missing = wait_ports(ports)
+        if missing:
+            rc = 1
+            out(f"  ports {missing} do not answer after 120 s")
+        out(f"[{time.monotonic() - t0:5.1f}s] {title}: {', '.join(names)}")
+    out(f"started in {time.monotonic() - t0:.1f}s" if rc == 0 else "some programs did not start")
+    return rc
+
+
+def _wait_supervisord(timeout: float = 30) -> bool:
+    @retry(stop=stop_after_delay(timeout), wait=wait_fixed(0.5), retry=retry_if_result(lambda ok: not ok))
+    def _up() -> bool:
+        return supervisord_running()
+
+    try:
+        return _up()
+    except RetryError:
+        return False
+
+
+def _match(pattern: str, name: str) -> bool:
+    return name == pattern or (pattern.endswith("*") and name.startswith(pattern[:-1]))
+
+
+def stop(only: str | None = None, out: Callable[[str], None] = print) -> int:
+    """Stop programs in reverse start order (services before databases), then supervisord."""
+    if not supervisord_running():
+        out("supervisord is not running: nothing to stop")
+        return 0
+    t0 = time.monotonic()
+    known = {p.name for p in status()}
+    if only:
+        if only not in known:
+            out(f"no program {only!r}; programs: {', '.join(sorted(known))}")
+            return 2
+        r = _ctl("stop", only)
+        out(r.stdout.strip())
+        return 0 if r.returncode == 0 else 1
+    for title, progs, _ in reversed(PHASES):
+        names = [n for pat in progs for n in sorted(known) if _match(pat, n)]
+        if names:
+            _ctl("stop", *names)
+            out(f"[{time.monotonic() - t0:5.1f}s] stopped {title}")
+    _ctl("shutdown")
+    out(f"supervisord shut down ({time.monotonic() - t0:.1f}s)")
+    return 0
+
+
+def memory_mb() -> dict[str, float]:
+    """Resident memory (MB) of each running program including its children (PSS when
+    available, which does not double-count shared pages; RSS otherwise)."""
+    out: dict[str, float] = {}
+    for p in status():
+        m = re.search(r"pid (\d+)", p.detail)
+        if p.state != "RUNNING" or not m:
+            continue
+        pids = _tree(int(m.group(1)))
+        out[p.name] = round(sum(_pss_kb(pid) for pid in pids) / 1024, 1)
+    return out
+
+
+def _tree(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for st in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parts = st.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(parts[1]), []).append(int(st.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    todo, seen = [pid], []
+    while todo:
+        p = todo.pop()
+        seen.append(p)
+        todo.extend(children.get(p, []))
+    return seen
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def require_installed() -> None:
+    if not installed():
+        raise ConfigError(f"the local cloudlet is not installed ({PROGRAMS_CONF} missing): "
+                          "run `make cloudlet` or the cloudlet-install runbook")
+
+
+__all__ = ["PHASES", "ProgramState", "status", "start", "stop", "memory_mb", "log_of",
+           "program_for", "installed", "supervisord_running", "wait_ports", "CONTROLLER_PROGRAMS"]
