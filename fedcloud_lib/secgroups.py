@@ -36,7 +36,7 @@ class Rule:
         return f"{self.direction} {self.ethertype} {proto}{ports} from {self.remote}"
 
     def create_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = {"direction": self.direction, "ethertype": self.ethertype}
+        args: dict[str, Any] = {"direction": self.direction, "ether_type": self.ethertype}
         if self.protocol:
             args["protocol"] = self.protocol
         if self.port_min is not None:
@@ -57,8 +57,13 @@ def standard_rules(ports: Iterable[int] = (22, 80, 443)) -> frozenset[Rule]:
 
 def rule_of(r: Any) -> Rule:
     """Normalise an SDK security group rule (or a dict) to a :class:`Rule`."""
-    get = r.get if isinstance(r, dict) else lambda k: getattr(r, k, None)
-    eth = get("ethertype") or "IPv4"
+    if isinstance(r, dict):
+        get = r.get
+        eth = r.get("ethertype") or r.get("ether_type") or "IPv4"
+    else:  # openstacksdk names the field ether_type
+        def get(k: str) -> Any:
+            return getattr(r, k, None)
+        eth = getattr(r, "ether_type", None) or "IPv4"
     proto = get("protocol")
     proto = None if proto in (None, "any", "") else str(proto).lower()
     if proto == "6":

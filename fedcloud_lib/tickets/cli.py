@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import FedcloudError
 from .. import policy as policy_mod
 
-__all__ = ["register", "source_from_args", "cmd_show", "cmd_run"]
+__all__ = ["register", "source_from_args", "cmd_show", "cmd_run", "main"]
 
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
@@ -115,3 +115,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_comment:
         print(f"(answered on ticket {tid} in {source.name})")
     return outcome.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m fedcloud_lib.tickets.cli run|show ...``), the same
+    sub-commands ``fedcloud ticket`` has once wired into the main command."""
+    parser = argparse.ArgumentParser(prog="fedcloud")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["ticket", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
