@@ -261,6 +261,8 @@ class Verifier:
             self.check("workload: attach a volume", "cinder", lambda: self._volume(user, srv, prefix, made))
             self.check("workload: snapshot to a real image", "nova",
                        lambda: self._snapshot(user, srv, image, prefix, made))
+            self.check("workload: image -> volume -> image keeps the bytes", "cinder",
+                       lambda: self._volume_image(user, image, prefix, made))
             for extra in servers[1:]:
                 user.compute.delete_server(extra)
                 user.compute.wait_for_delete(extra, wait=WAIT)
@@ -325,6 +327,23 @@ class Verifier:
         user.block_storage.wait_for_status(vol, "available", failures=["error", "error_detaching"],
                                            wait=WAIT, interval=1)
         return f"attached as {', '.join(map(str, dev))}, detached"
+
+    def _volume_image(self, user, image, prefix, made):
+        vol = user.block_storage.create_volume(name=f"{prefix}-fromimage", size=1, image_id=image.id)
+        made["volumes"].append(vol)
+        vol = user.block_storage.wait_for_status(vol, "available", failures=["error"], wait=WAIT, interval=1)
+        if not user.block_storage.get_volume(vol.id).is_bootable:
+            raise RuntimeError("a volume made from an image is not bootable")
+        r = user.block_storage.upload_volume_to_image(vol, f"{prefix}-upload", disk_format="raw",
+                                                      container_format="bare")
+        iid = r["image_id"] if isinstance(r, dict) else getattr(r, "image_id", r)
+        img = user.image.get_image(iid)
+        made["images"].append(img)
+        img = user.image.wait_for_status(img, "active", failures=["killed", "deleted"], wait=WAIT, interval=1)
+        user.block_storage.wait_for_status(vol, "available", failures=["error"], wait=WAIT, interval=1)
+        if img.checksum != image.checksum:
+            raise RuntimeError(f"uploaded image ({img.size} bytes) differs from the source image")
+        return f"bootable volume, uploaded image {img.size} bytes with the source's checksum"
 
     def _snapshot(self, user, srv, image, prefix, made):
         snap = user.compute.create_server_image(srv, name=f"{prefix}-snap", wait=True, timeout=WAIT)
