@@ -19,7 +19,7 @@ from .sources import FileSource, PagureSource, Ticket, TicketSource
 __all__ = [
     "Ticket", "TicketSource", "FileSource", "PagureSource", "TicketRequest", "parse", "check",
     "TICKET_RUNBOOKS", "FORBIDDEN", "prepare_request", "format_outcome", "format_refusal",
-    "scrub", "TicketOutcome", "run_ticket",
+    "scrub", "TicketOutcome", "run_ticket", "retire_request",
 ]
 
 
@@ -46,16 +46,28 @@ def _instance_prepare(policy: Policy, fasjson: Any) -> Callable[[dict], Any]:
     return prepare
 
 
+def retire_request(ticket: Ticket, *, snapshot: bool = False,
+                   delete_volume: bool = False) -> TicketRequest:
+    """The retire counterpart of a ticket (closed or expired): ``instance-retire`` on the
+    ticket's number, asked by its reporter; the body's request block is not needed."""
+    return TicketRequest(ticket=ticket, runbook="instance-retire",
+                         values={"ticket": str(ticket.id), "requester": ticket.reporter,
+                                 "snapshot": snapshot, "delete_volume": delete_volume})
+
+
 def prepare_request(ticket: Ticket, policy: Policy, *, fasjson: Any = None,
-                    validate: Callable[[str, dict], dict] | None = None) -> TicketRequest:
+                    validate: Callable[[str, dict], dict] | None = None,
+                    retire: dict | None = None) -> TicketRequest:
     """Parse and fully check a ticket's request (engine validation, policy, accounts).
 
-    Raises a :class:`FedcloudError` subclass naming what is wrong; makes no cloud call.
+    ``retire`` (``{"snapshot": bool, "delete_volume": bool}``) asks for the ticket's
+    retirement instead of what its body requests.  Raises a :class:`FedcloudError`
+    subclass naming what is wrong; makes no cloud call.
     """
     from ..accounts import FasjsonClient
 
     fasjson = fasjson or FasjsonClient(policy.fasjson_url, timeout=policy.fasjson_timeout_s)
-    req = parse(ticket)
+    req = retire_request(ticket, **retire) if retire is not None else parse(ticket)
     prep = _instance_prepare(policy, fasjson) if req.runbook == "instance-for-ticket" else None
     return check(req, policy, validate=validate or _engine().validate,
                  groups_of=fasjson.user_groups, prepare=prep)
@@ -105,6 +117,11 @@ def format_outcome(req: TicketRequest, result: Any, approved: bool) -> str:
     plan = res.get("plan")
     if isinstance(plan, list) and plan:
         lines += ["Plan:", "", _md_table(plan, ["action", "kind", "name", "detail"]), ""]
+    quota = res.get("quota")
+    if isinstance(quota, list) and quota:
+        lines += ["Quota headroom in the project after this request:", "",
+                  _md_table(quota, ["resource", "used", "requested", "limit",
+                                    "headroom_after"]), ""]
     inst = res.get("instance")
     if isinstance(inst, dict) and status == "succeeded":
         lines += ["Instance:", "",
@@ -116,10 +133,11 @@ def format_outcome(req: TicketRequest, result: Any, approved: bool) -> str:
         lines += ["Retired: " + ", ".join(f"{k}: {v}" for k, v in retired.items()
                                           if v and k != "ticket"), ""]
     if status not in ("succeeded", "planned"):
-        err = getattr(result, "error", None) or "see the archived run"
-        lines += [f"The run did not finish: {err.splitlines()[-1] if err else err}",
-                  "The cloud admins have been told through the run archive; re-running "
-                  "finishes what is missing.", ""]
+        err = (getattr(result, "error", None) or "see the archived run").strip()
+        tail = "\n".join(err.splitlines()[-12:])
+        lines += ["The run did not finish:", "", "```", tail, "```", "",
+                  f"The run is archived as `{result.run_id}`. Re-running the ticket finishes "
+                  f"what is missing without duplicating anything.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -133,12 +151,14 @@ class TicketOutcome:
 
 def run_ticket(source: TicketSource, ticket_id: str, policy: Policy, *, approve: bool = False,
                operator: str | None = None, cloud: str | None = None, comment: bool = True,
-               fasjson: Any = None, engine: Any = None, progress: bool = False) -> TicketOutcome:
+               fasjson: Any = None, engine: Any = None, progress: bool = False,
+               retire: dict | None = None) -> TicketOutcome:
     """Read, check, run, answer.  Refusals are answered on the ticket too."""
     engine = engine or _engine()
     ticket = source.get(ticket_id)
     try:
-        req = prepare_request(ticket, policy, fasjson=fasjson, validate=engine.validate)
+        req = prepare_request(ticket, policy, fasjson=fasjson, validate=engine.validate,
+                              retire=retire)
     except FedcloudError as exc:
         text = scrub(format_refusal(ticket, exc), policy)
         if comment:

@@ -45,6 +45,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--operator", help="who runs it (recorded; default: your login)")
     run.add_argument("--cloud", help="clouds.yaml entry (default: $OS_CLOUD)")
     run.add_argument("--no-comment", action="store_true", help="do not answer on the ticket")
+    ret = run.add_argument_group("retire (ticket closed or instance expired)")
+    ret.add_argument("--retire", action="store_true", help="run instance-retire for the "
+                     "ticket instead of what its body requests")
+    ret.add_argument("--snapshot", action="store_true", help="with --retire: final snapshot")
+    ret.add_argument("--delete-volume", action="store_true", help="with --retire: delete the "
+                     "/srv volume too (only if the instance's class allows it)")
     run.set_defaults(func=cmd_run)
     return ticket
 
@@ -108,7 +114,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             os.environ["FEDCLOUD_POLICY"] = str(Path(args.policy).resolve())
         source, tid = source_from_args(args, pol)
         outcome = run_ticket(source, tid, pol, approve=args.approve, operator=args.operator,
-                             cloud=args.cloud, comment=not args.no_comment, progress=True)
+                             cloud=args.cloud, comment=not args.no_comment, progress=True,
+                             retire=({"snapshot": args.snapshot,
+                                      "delete_volume": args.delete_volume}
+                                     if args.retire else None))
     except FedcloudError as exc:
         return _fail(exc)
     print(outcome.comment)

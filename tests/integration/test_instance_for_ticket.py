@@ -118,11 +118,15 @@ def _kernel_of(proc: psutil.Process) -> psutil.Process | None:
     return None
 
 
-def test_killed_run_is_finished_by_a_rerun(cloud_env):
+@pytest.mark.parametrize("window", [(1.0, 7.0), (7.0, 14.0)], ids=["early", "late"])
+def test_killed_run_is_finished_by_a_rerun(cloud_env, window):
+    """SIGKILL the kernel at a random moment (a run takes ~10 s after its kernel starts:
+    the early window hits the checks, the volume and the server creation, the late one
+    the waits, the metadata and the mail), then re-run."""
     env = cloud_env
     name = f"it-{random.randint(1000, 9999)}"
     tid, _ = file_issue(env, dev_request(name))
-    delay = random.uniform(2.0, 14.0)
+    delay = random.uniform(*window)
     proc = env.start("ticket", "run", tid, "--approve", "--cloud", CLOUD)
     parent = psutil.Process(proc.pid)
     deadline = time.monotonic() + 120
@@ -236,10 +240,68 @@ def test_retire(cloud_env):
                        "true", "--cloud", CLOUD)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert [s.id for s in env.servers(tid)] == [server.id]
-    done = env.fedcloud("run", "instance-retire", "-p", "ticket", tid, "-p", "delete_volume",
-                        "true", "--approve", "--cloud", CLOUD)
+    done = env.fedcloud("ticket", "run", tid, "--retire", "--delete-volume", "--approve",
+                        "--cloud", CLOUD)
     assert done.returncode == 0, done.stdout + done.stderr
+    answer = env.pagure.comments(tid)[-1]
+    assert "`instance-retire`" in answer and "succeeded" in answer
+    assert "| delete | server |" in answer and "| delete | volume |" in answer
     assert env.servers(tid) == [] and env.volumes(tid) == []
     assert env.conn.compute.find_keypair(f"fas-{requester}") is None
     retired = [m for m in env.smtp.messages if "retired" in m["message"]["Subject"]]
     assert len(retired) == 1 and f"{requester}@example.test" in retired[0]["rcpt"]
+
+
+def test_error_server_is_replaced_and_loose_volume_reused(cloud_env):
+    """What a failed earlier run leaves: a server in ERROR and an unattached volume."""
+    import openstack
+
+    env, c = cloud_env, cloud_env.conn
+    name = f"it-{random.randint(1000, 9999)}"
+    tid, requester = file_issue(env, dev_request(name))
+    meta = {"fedcloud_ticket": tid, "fedcloud_requester": requester}
+    loose = c.block_storage.create_volume(name=f"{name}-srv", size=1, metadata=meta)
+    c.block_storage.wait_for_status(loose, "available", failures=["error"], wait=120)
+    broken = c.compute.create_server(
+        name=name, flavor_id=c.compute.find_flavor("m1.tiny").id,
+        image_id=c.image.find_image("fedora-cloud-test").id,
+        networks=[{"uuid": c.network.find_network("provider").id}], metadata=meta)
+    c.compute.wait_for_server(broken, wait=120)
+    admin = openstack.connect(cloud="fedcloud-admin")
+    admin.compute.reset_server_state(broken, "error")
+    assert c.compute.get_server(broken.id).status == "ERROR"
+
+    dry = env.fedcloud("ticket", "run", tid, "--cloud", CLOUD)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    plan = env.pagure.comments(tid)[0]
+    assert f"| delete | server | {name} | left in ERROR by an earlier run ({broken.id})" in plan
+    assert f"| reuse | volume | {name}-srv |" in plan and "| create | volume |" not in plan
+
+    run = env.fedcloud("ticket", "run", tid, "--approve", "--cloud", CLOUD)
+    assert run.returncode == 0, run.stdout + run.stderr
+    [server] = env.servers(tid)
+    assert server.id != broken.id and server.status == "ACTIVE"
+    [vol] = env.volumes(tid)
+    assert vol.id == loose.id and vol.status == "in-use"
+    assert {a["server_id"] for a in vol.attachments} == {server.id}
+
+
+def test_over_quota_is_refused_with_the_numbers(cloud_env):
+    """The policy's ceiling for the project, checked against its real usage."""
+    from tests.fakes.site import policy_copy
+
+    env, c = cloud_env, cloud_env.conn
+    used = c.compute.get_limits().absolute.instances_used
+    env.policy_path = policy_copy(
+        env.tmp, fasjson_url=env.fas.url, smtp_port=env.smtp.port, pagure_url=env.pagure.url,
+        quotas__testing={"instances": used, "cores": 70, "ram_mb": 153600, "volumes": 20,
+                         "volume_gb": 1000})
+    name = f"it-{random.randint(1000, 9999)}"
+    tid, _ = file_issue(env, dev_request(name))
+    before = snapshot(c)
+    run = env.fedcloud("ticket", "run", tid, "--approve", "--cloud", CLOUD)
+    assert run.returncode == 1
+    [comment] = env.pagure.comments(tid)
+    assert "over quota in project testing" in comment
+    assert f"instances: {used} used + 1 requested > limit {used}" in comment
+    assert snapshot(c) == before

@@ -185,3 +185,13 @@ def test_retire_plan(site):
         instances.plan_retire(site, f, snapshot=False, delete_volume=True)
     empty = instances.RetireFacts("4243", [], [], {}, None, None)
     assert instances.plan_retire(site, empty, snapshot=True, delete_volume=True) == []
+
+
+def test_rules_read_from_sdk_objects_use_ether_type():
+    from openstack.network.v2.security_group_rule import SecurityGroupRule
+
+    sdk = SecurityGroupRule(direction="ingress", ethertype="IPv6", protocol="tcp",
+                            port_range_min=443, port_range_max=443, remote_ip_prefix=None)
+    assert secgroups.rule_of(sdk) == secgroups.Rule("ingress", "IPv6", "tcp", 443, 443, "::/0")
+    args = secgroups.Rule("ingress", "IPv6", "tcp", 443, 443, "::/0").create_args()
+    assert SecurityGroupRule(**args).ether_type == "IPv6"

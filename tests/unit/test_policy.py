@@ -150,3 +150,22 @@ def test_requester_checks(site):
     with pytest.raises(PolicyError, match=r"in none of the groups allowed to request a builder "
                                           r"instance \(copr-admins, releng"):
         pol.check_requester(site, site.classes["builder"], account())
+
+
+@pytest.mark.parametrize("example", sorted((pol.DEFAULT_POLICY_PATH.parent /
+                                            "instance-for-ticket").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_example_parameter_files_pass_the_engine_and_the_policy(site, example):
+    from fedcloud_lib import engine, tickets
+
+    data = yaml.safe_load(example.read_text())
+    if "body" in data:  # a ticket for the file source
+        values = tickets.parse(tickets.FileSource(example).get(None)).values
+    else:
+        values = data
+    v = engine.validate("instance-for-ticket", values)
+    req = pol.check_request(site, ticket=v["ticket"], requester=v["requester"],
+                            purpose=v["purpose"], instance_class=v["instance_class"],
+                            name=v["name"], flavor=v["flavor"], image=v["image"],
+                            volume_gb=v["volume_gb"], expires=v["expires"])
+    assert req.name == v["name"] and req.klass.name == v["instance_class"]

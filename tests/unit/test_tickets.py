@@ -222,3 +222,12 @@ def test_format_refusal_lists_every_problem():
     text = tickets.format_refusal(tickets.Ticket("1", "t", "b", "alice"), err)
     assert "* a" in text and "* b" in text
     assert isinstance(err, FedcloudError)
+
+
+def test_retire_request_uses_the_ticket_not_its_body(site):
+    t = tickets.Ticket(id="31", title="done", body="closed, thanks", reporter="alice")
+    req = tickets.prepare_request(t, site, retire={"snapshot": True, "delete_volume": False})
+    assert req.runbook == "instance-retire"
+    assert req.values == {"ticket": "31", "requester": "alice", "snapshot": True,
+                          "delete_volume": False, "cloud": "", "policy_file": "",
+                          "approve": False}
