@@ -11,7 +11,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,12 +119,11 @@ class Env:
                 if (getattr(img, "properties", None) or {}).get("fedcloud_ticket") == t or \
                         img.name.endswith(f"-final-{t}"):
                     c.image.delete_image(img, ignore_missing=True)
-            deadline = time.monotonic() + 300
             for v in self.volumes(t):
-                while v.status in ("in-use", "attaching", "detaching", "reserved", "creating") \
-                        and time.monotonic() < deadline:
-                    time.sleep(1)  # the server's deletion detaches it; wait for cinder
-                    v = c.block_storage.get_volume(v.id)
+                if v.status != "available" and not v.status.startswith("error"):
+                    # the server's deletion detaches it; let cinder catch up
+                    v = c.block_storage.wait_for_status(v, "available", failures=["error"],
+                                                        wait=300)
                 c.block_storage.delete_volume(v, ignore_missing=True)
         for r in self.requesters:
             c.compute.delete_keypair(f"fas-{r}", ignore_missing=True)
