@@ -31,9 +31,11 @@ PHASES: list[tuple[str, list[str], list[int]]] = [
     ("database and message queue", ["mariadb", "rabbitmq"], [3306, 5672]),
     ("identity", ["keystone"], [5000]),
     ("control services", ["glance-api", "placement-api", "nova-api", "nova-conductor",
-                          "nova-scheduler", "neutron-server", "cinder-api", "cinder-scheduler",
-                          "cinder-volume"], [9292, 8778, 8774, 9696, 8776]),
-    ("compute", ["neutron-linuxbridge-agent-*", "nova-compute-*"], []),
+                          "nova-scheduler", "neutron-server", "cinder-api", "cinder-scheduler"],
+     [9292, 8778, 8774, 9696, 8776]),
+    # after cinder-scheduler: cinder-volume reports its backend when it starts, and a
+    # scheduler that is not listening yet would know no backend for a minute
+    ("volume and compute", ["cinder-volume", "neutron-linuxbridge-agent-*", "nova-compute-*"], []),
 ]
 
 # OpenStack service (as the APIs name it) -> program name pattern
@@ -165,8 +167,8 @@ def start(only: str | None = None, out: Callable[[str], None] = print) -> int:
             ports = []
         if not names:
             continue
-        r = _ctl("start", *names)
-        bad = [ln for ln in r.stdout.splitlines() if not re.search(r": started$|already started", ln)]
+        lines = _parallel("start", names)
+        bad = [ln for ln in lines if not re.search(r": started$|already started", ln)]
         if bad:
             rc = 1
             for ln in bad:
@@ -176,8 +178,76 @@ def start(only: str | None = None, out: Callable[[str], None] = print) -> int:
             rc = 1
             out(f"  ports {missing} do not answer after 120 s")
         out(f"[{time.monotonic() - t0:5.1f}s] {title}: {', '.join(names)}")
+    if rc == 0 and not only:
+        want = sorted({f"compute.{n[len('nova-compute-'):]}" for n in known if n.startswith("nova-compute-")}
+                      | {"conductor", "scheduler", "cinder-scheduler", "cinder-volume"})
+        missing = wait_rpc_consumers(want)
+        if missing:
+            rc = 1
+            out(f"  no consumer on RabbitMQ queue(s) {', '.join(missing)} after 180 s: "
+                f"see {', '.join(log_of(program_for_queue(q)) for q in missing)}")
+        else:
+            out(f"[{time.monotonic() - t0:5.1f}s] ready: every service listens on its RPC queue")
     out(f"started in {time.monotonic() - t0:.1f}s" if rc == 0 else "some programs did not start")
     return rc
+
+
+def program_for_queue(queue: str) -> str:
+    if queue.startswith("compute."):
+        return "nova-compute-" + queue.split(".", 1)[1]
+    return {"conductor": "nova-conductor", "scheduler": "nova-scheduler"}.get(queue, queue)
+
+
+def rpc_consumers() -> dict[str, int]:
+    r = subprocess.run(["rabbitmqctl", "list_queues", "-q", "name", "consumers"],
+                       capture_output=True, text=True, timeout=60)
+    out = {}
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def wait_rpc_consumers(queues: list[str], timeout: float = 180) -> list[str]:
+    """Wait until each RPC queue has a consumer; RPC casts to a queue nobody declared yet
+    are dropped (e.g. nova-api's calls to a compute right after a restart time out)."""
+    @retry(stop=stop_after_delay(timeout), wait=wait_fixed(2), retry=retry_if_result(bool))
+    def _missing() -> list[str]:
+        have = rpc_consumers()
+        return [q for q in queues if have.get(q, 0) < 1]
+
+    try:
+        return _missing()
+    except RetryError as exc:
+        return exc.last_attempt.result()
+
+
+def _parallel(action: str, names: list[str]) -> list[str]:
+    """Run ``supervisorctl <action> NAME`` for all names at once (one start waits
+    startsecs; starting a group one by one would add those waits up)."""
+    procs = [subprocess.Popen(["supervisorctl", "-c", str(SUPERVISOR_CONF), action, n],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for n in names]
+    lines: list[str] = []
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        lines += [ln for ln in out.splitlines() if ln.strip()]
+    return lines
+
+
+def _wait_gone(user: str, command: str, timeout: float = 60) -> bool:
+    """Wait until no process ``command`` of ``user`` is left (e.g. rabbit's beam.smp,
+    which finishes its shutdown after supervisord saw the start script exit)."""
+    @retry(stop=stop_after_delay(timeout), wait=wait_fixed(0.5), retry=retry_if_result(lambda n: n > 0))
+    def _count() -> int:
+        r = subprocess.run(["pgrep", "-u", user, "-x", command], capture_output=True)
+        return len(r.stdout.split())
+
+    try:
+        return _count() == 0
+    except RetryError:
+        return False
 
 
 def _wait_supervisord(timeout: float = 30) -> bool:
@@ -212,8 +282,12 @@ def stop(only: str | None = None, out: Callable[[str], None] = print) -> int:
     for title, progs, _ in reversed(PHASES):
         names = [n for pat in progs for n in sorted(known) if _match(pat, n)]
         if names:
-            _ctl("stop", *names)
+            for ln in _parallel("stop", names):
+                if not re.search(r": stopped$|not running", ln):
+                    out(f"  {ln}")
             out(f"[{time.monotonic() - t0:5.1f}s] stopped {title}")
+    if not _wait_gone("rabbitmq", "beam.smp"):
+        out("  rabbitmq's beam.smp is still running after 60 s: see /var/log/rabbitmq/")
     _ctl("shutdown")
     out(f"supervisord shut down ({time.monotonic() - t0:.1f}s)")
     return 0
