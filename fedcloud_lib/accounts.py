@@ -17,7 +17,7 @@ import requests
 
 from .errors import ConfigError, PolicyError
 
-__all__ = ["Account", "FasjsonClient", "UnknownUser"]
+__all__ = ["Account", "FasjsonClient", "UnknownUser", "client_for"]
 
 
 class UnknownUser(PolicyError):
@@ -35,6 +35,23 @@ class Account:
     @property
     def email(self) -> str | None:
         return self.emails[0] if self.emails else None
+
+
+def client_for(policy: Any) -> "FasjsonClient":
+    """The FASJSON client the site policy describes (``accounts`` section).
+
+    ``auth: gssapi`` authenticates with Kerberos through ``requests-gssapi`` (install it
+    on the operator hosts: ``pip install requests-gssapi``; it needs a ticket from kinit).
+    """
+    session = requests.Session()
+    if getattr(policy, "fasjson_auth", "none") == "gssapi":
+        try:
+            from requests_gssapi import OPTIONAL, HTTPSPNEGOAuth  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise ConfigError("accounts.auth is gssapi but requests-gssapi is not installed "
+                              "(pip install requests-gssapi)") from exc
+        session.auth = HTTPSPNEGOAuth(mutual_authentication=OPTIONAL)
+    return FasjsonClient(policy.fasjson_url, timeout=policy.fasjson_timeout_s, session=session)
 
 
 class FasjsonClient:

@@ -23,7 +23,7 @@ from openstack import exceptions as os_exc
 
 from . import mail as mail_mod
 from . import secgroups
-from .accounts import Account, FasjsonClient
+from .accounts import Account, FasjsonClient, client_for
 from .errors import CloudError, PolicyError
 from .plan import Action, Plan
 from .policy import InstanceRequest, Policy, check_request, check_requester, iso
@@ -92,7 +92,7 @@ def prepare(policy: Policy, *, ticket: str, requester: str, purpose: str, instan
     req = check_request(policy, ticket=ticket, requester=requester, purpose=purpose,
                         instance_class=instance_class, name=name, flavor=flavor, image=image,
                         volume_gb=volume_gb, expires=expires, now=now)
-    fasjson = fasjson or FasjsonClient(policy.fasjson_url, timeout=policy.fasjson_timeout_s)
+    fasjson = fasjson or client_for(policy)
     account = fasjson.account(requester)
     check_requester(policy, req.klass, account)
     return req, account
@@ -582,7 +582,7 @@ def gather_retire(conn: Any, ticket: str) -> RetireFacts:
 def plan_retire(policy: Policy, facts: RetireFacts, *, snapshot: bool, delete_volume: bool,
                 requester: str = "", fasjson: FasjsonClient | None = None) -> list[Action]:
     if requester and facts.requester and requester != facts.requester:
-        fasjson = fasjson or FasjsonClient(policy.fasjson_url, timeout=policy.fasjson_timeout_s)
+        fasjson = fasjson or client_for(policy)
         if not set(fasjson.user_groups(requester)) & set(policy.admin_groups):
             raise PolicyError(
                 f"requester: {requester!r} may not retire the instance of ticket "
@@ -659,7 +659,7 @@ def apply_retire(conn: Any, policy: Policy, facts: RetireFacts, steps: list[Acti
         raise CloudError(f"retiring ticket {facts.ticket} failed: {exc}; re-run to finish",
                          ticket=facts.ticket) from exc
     if send_mail and facts.requester and (facts.servers or facts.volumes):
-        fasjson = fasjson or FasjsonClient(policy.fasjson_url, timeout=policy.fasjson_timeout_s)
+        fasjson = fasjson or client_for(policy)
         account = fasjson.account(facts.requester)
         if account.email:
             body = mail_mod.instance_retired_body(

@@ -61,6 +61,7 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "fasjson_url": {"type": "string", "pattern": "^https?://"},
                 "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                "auth": {"enum": ["none", "gssapi"]},
             },
         },
         "admin_groups": _names,
@@ -208,6 +209,7 @@ class Policy:
     path: str
     fasjson_url: str
     fasjson_timeout_s: float
+    fasjson_auth: str
     admin_groups: tuple[str, ...]
     root_keys: tuple[RootKey, ...]
     network: NetworkPolicy
@@ -304,6 +306,7 @@ def from_dict(data: Any, source: str = "<policy>") -> Policy:
         path=source,
         fasjson_url=data["accounts"]["fasjson_url"].rstrip("/"),
         fasjson_timeout_s=float(data["accounts"].get("timeout_s", 20)),
+        fasjson_auth=data["accounts"].get("auth", "none"),
         admin_groups=tuple(data["admin_groups"]),
         root_keys=tuple(RootKey(k["name"], k["key"]) for k in data["root_keys"]),
         network=NetworkPolicy(security_group=net["security_group"],

@@ -64,9 +64,9 @@ def prepare_request(ticket: Ticket, policy: Policy, *, fasjson: Any = None,
     retirement instead of what its body requests.  Raises a :class:`FedcloudError`
     subclass naming what is wrong; makes no cloud call.
     """
-    from ..accounts import FasjsonClient
+    from ..accounts import client_for
 
-    fasjson = fasjson or FasjsonClient(policy.fasjson_url, timeout=policy.fasjson_timeout_s)
+    fasjson = fasjson or client_for(policy)
     req = retire_request(ticket, **retire) if retire is not None else parse(ticket)
     prep = _instance_prepare(policy, fasjson) if req.runbook == "instance-for-ticket" else None
     return check(req, policy, validate=validate or _engine().validate,

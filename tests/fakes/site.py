@@ -17,7 +17,7 @@ def policy_copy(tmp_path: Path, *, fasjson_url: str, smtp_port: int = 25,
                 pagure_url: str = "http://127.0.0.1:9", network: str | None = "provider",
                 **changes) -> Path:
     data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
-    data["accounts"]["fasjson_url"] = fasjson_url
+    data["accounts"].update(fasjson_url=fasjson_url, auth="none")
     data["mail"].update(host="127.0.0.1", port=smtp_port, admins=["cloud-admins@example.test"],
                         **{"from": "fedcloud@example.test"})
     data["tickets"] = {"pagure_url": pagure_url, "repo": "fedora-infrastructure",

@@ -43,3 +43,23 @@ def test_unreachable_account_system_is_a_config_error():
         url = f.url
     with pytest.raises(ConfigError, match="cannot be reached"):
         FasjsonClient(url, timeout=2).account("alice")
+
+
+def test_policy_chooses_the_client_auth(fas):
+    from types import SimpleNamespace
+
+    from fedcloud_lib.accounts import client_for
+
+    plain = client_for(SimpleNamespace(fasjson_url=fas.url, fasjson_timeout_s=5,
+                                       fasjson_auth="none"))
+    assert plain.session.auth is None and plain.account("alice").username == "alice"
+    try:
+        import requests_gssapi  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="requests-gssapi is not installed"):
+            client_for(SimpleNamespace(fasjson_url=fas.url, fasjson_timeout_s=5,
+                                       fasjson_auth="gssapi"))
+    else:
+        kerberos = client_for(SimpleNamespace(fasjson_url=fas.url, fasjson_timeout_s=5,
+                                              fasjson_auth="gssapi"))
+        assert kerberos.session.auth is not None
