@@ -44,6 +44,14 @@ def _status(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _wipe(args: argparse.Namespace) -> int:
+    if not args.yes:
+        print("wipe drops the cloudlet's databases, keys, images and secrets; "
+              "give --yes to do it")
+        return 2
+    return services.wipe(cloudlet=args.cloudlet)
+
+
 def _timed(func):
     def run(args: argparse.Namespace) -> int:
         t = time.monotonic()
@@ -72,6 +80,11 @@ def register(subparsers) -> None:
         if name == "status":
             sp.add_argument("--memory", action="store_true", help="show memory per program")
         sp.set_defaults(func=_timed(func))
+    sp = sub.add_parser("wipe", help="drop databases, keys, images and secrets of the local "
+                        "cloudlet (packages stay): for install-from-nothing tests")
+    sp.add_argument("--yes", action="store_true", help="really do it")
+    sp.add_argument("--cloudlet", default="testing", help="whose secrets file to remove")
+    sp.set_defaults(func=_timed(_wipe))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -131,6 +131,11 @@ def run_playbook(
     pdd = STATE_DIR / "runner" / settings.cloudlet
     pdd.mkdir(parents=True, exist_ok=True)
     sink = _EventSink(out, verbose)
+    # ansible-runner keeps a given cmdline in env/cmdline and reuses it on later runs
+    # that give none: a check-mode plan would silently turn the next apply into --check
+    stale = pdd / "env" / "cmdline"
+    if stale.exists():
+        stale.unlink()
     cmdline = []
     if check:
         cmdline.append("--check")
@@ -156,6 +161,12 @@ def run_playbook(
         quiet=True,
         rotate_artifacts=10,
     )
+    if stale.exists():
+        stale.unlink()
+    command = list(getattr(r.config, "command", None) or [])
+    if command and ("--check" in command) != check:
+        raise RunbookError(f"ansible ran with {' '.join(command)!r} but check={check}: "
+                           f"remove {pdd}/env and run again", command=command)
     run = PlaybookRun(playbook=playbook, check=check, status=r.status, rc=int(r.rc or 0),
                       seconds=time.monotonic() - t0, artifacts=str(Path(r.config.artifact_dir)),
                       tasks=sink.tasks)
