@@ -115,10 +115,6 @@ class Env:
             for s in self.servers(t):
                 c.compute.delete_server(s, ignore_missing=True)
                 c.compute.wait_for_delete(s, wait=300)
-            for img in c.image.images():
-                if (getattr(img, "properties", None) or {}).get("fedcloud_ticket") == t or \
-                        img.name.endswith(f"-final-{t}"):
-                    c.image.delete_image(img, ignore_missing=True)
             for v in self.volumes(t):
                 if v.status != "available" and not v.status.startswith("error"):
                     # the server's deletion detaches it; let cinder catch up
