@@ -94,6 +94,8 @@ class _EventSink:
         res = data.get("res", {}) or {}
         if status == "ok" and res.get("changed"):
             status = "changed"
+        elif status == "ok" and "censored" in res and "changed:" in (event.get("stdout") or ""):
+            status = "changed"  # no_log results hide `changed`; the display line does not
         msg = ""
         if status in ("failed", "unreachable"):
             msg = _short(res.get("msg") or res.get("stderr") or res.get("stdout") or "")

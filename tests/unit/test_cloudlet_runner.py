@@ -33,6 +33,16 @@ def test_event_sink_keeps_results_and_prints_lines():
     assert "failed vm: start keystone -- port 5000 did not open" in text
 
 
+def test_no_log_results_still_count_as_changed():
+    sink = _EventSink(lambda _: None, verbose=False)
+    censored = {"censored": "the output has been hidden due to the fact that 'no_log: true' was specified"}
+    sink({"event": "runner_on_ok", "stdout": "changed: [vm]",
+          "event_data": {"host": "vm", "task": "bootstrap", "res": censored}})
+    sink({"event": "runner_on_ok", "stdout": "ok: [vm]",
+          "event_data": {"host": "vm", "task": "check password", "res": censored}})
+    assert [t.status for t in sink.tasks] == ["changed", "ok"]
+
+
 def test_require_success_names_failed_tasks():
     run = PlaybookRun("site.yml", False, "failed", 2, 1.0, "/tmp/art",
                       [TaskResult("vm", "p", "start glance", "failed", 1.0, "boom")])
