@@ -48,15 +48,26 @@ def conn():
     c.close()
 
 
+def _ours(resource) -> bool:
+    """Could this runbook have made it?  (The project is shared with other test suites,
+    e.g. the cloudlet's own verification, whose resources come and go meanwhile.)"""
+    meta = getattr(resource, "metadata", None) or {}
+    return resource.name.startswith("it-") or any(k.startswith("fedcloud_") for k in meta)
+
+
 def snapshot(c) -> dict[str, set]:
-    """What exists in the project: servers, volumes, keypairs, security groups (+rules)."""
+    """What the runbook could have made in the project: servers, volumes, keypairs,
+    security groups and their rules."""
     pid = c.current_project_id
+    groups = [g for g in c.network.security_groups(project_id=pid)
+              if g.name.startswith("fedcloud")]
     return {
-        "servers": {s.id for s in c.compute.servers()},
-        "volumes": {v.id for v in c.block_storage.volumes()},
-        "keypairs": {k.name for k in c.compute.keypairs()},
-        "security_groups": {g.id for g in c.network.security_groups(project_id=pid)},
-        "rules": {r.id for r in c.network.security_group_rules(project_id=pid)},
+        "servers": {s.id for s in c.compute.servers(details=True) if _ours(s)},
+        "volumes": {v.id for v in c.block_storage.volumes(details=True) if _ours(v)},
+        "keypairs": {k.name for k in c.compute.keypairs() if k.name.startswith("fas-")},
+        "security_groups": {g.id for g in groups},
+        "rules": {r.id for g in groups
+                  for r in c.network.security_group_rules(security_group_id=g.id)},
     }
 
 

@@ -55,7 +55,7 @@ def test_full_ticket_path(cloud_env):
     [plan_comment] = env.pagure.comments(tid)
     assert "dry run" in plan_comment and f"| create | server | {name} |" in plan_comment
     assert "| create | volume |" in plan_comment
-    assert snapshot(c)["servers"] == before["servers"] and env.servers(tid) == []
+    assert snapshot(c) == before and env.servers(tid) == [] and env.volumes(tid) == []
 
     # approved: the instance is made
     run = env.fedcloud("ticket", "run", tid, "--approve", "--cloud", CLOUD)
