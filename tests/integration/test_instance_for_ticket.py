@@ -51,7 +51,7 @@ def test_full_ticket_path(cloud_env):
     # dry run: the plan goes to the ticket, nothing is created
     before = snapshot(c)
     dry = env.fedcloud("ticket", "run", tid, "--cloud", CLOUD)
-    assert dry.returncode == 0, dry.stderr
+    assert dry.returncode == 0, dry.stdout + dry.stderr
     [plan_comment] = env.pagure.comments(tid)
     assert "dry run" in plan_comment and f"| create | server | {name} |" in plan_comment
     assert "| create | volume |" in plan_comment
@@ -222,7 +222,7 @@ def test_security_group_drift_is_repaired(cloud_env):
     name = f"it-{random.randint(1000, 9999)}"
     tid, _ = file_issue(env, dev_request(name, volume_gb=0))
     dry = env.fedcloud("ticket", "run", tid, "--cloud", CLOUD)
-    assert dry.returncode == 0, dry.stderr
+    assert dry.returncode == 0, dry.stdout + dry.stderr
     plan = env.pagure.comments(tid)[0]
     assert "| update | security group | fedcloud-standard | drift repair: remove extra rules:" \
         in plan and "tcp 5432" in plan and "icmp" in plan
