@@ -139,6 +139,13 @@ def ensure(conn: Any, name: str, ports: Iterable[int] = (22, 80, 443),
         group = before.group
         if group is None:
             group = conn.network.create_security_group(name=name, description=description)
+            # a concurrent run (another ticket) may have created it too: keep the oldest
+            same = sorted((g for g in conn.network.security_groups(
+                name=name, project_id=conn.current_project_id) if g.name == name),
+                key=lambda g: (g.created_at or "", g.id))
+            if len(same) > 1 and same[0].id != group.id:
+                conn.network.delete_security_group(group, ignore_missing=True)
+                group = same[0]
         for rid, _ in before.extra:
             conn.network.delete_security_group_rule(rid, ignore_missing=True)
         # re-read: a new group comes with neutron's default egress rules

@@ -307,3 +307,20 @@ def test_over_quota_is_refused_with_the_numbers(cloud_env):
     assert "over quota in project testing" in comment
     assert f"instances: {used} used + 1 requested > limit {used}" in comment
     assert snapshot(c) == before
+
+
+def test_standard_group_is_created_exactly(conn):  # noqa: F811
+    """A project without the group gets it with exactly the standard rules (a separate
+    name here: the project's fedcloud-standard is in use by other tests' servers)."""
+    name = f"fedcloud-it-{random.randint(10**5, 10**6 - 1)}"
+    try:
+        before = secgroups.ensure(conn, name)
+        assert not before.exists and before.action == "create"
+        assert_standard_group(conn, name)
+        again = secgroups.ensure(conn, name)  # idempotent: nothing to add or remove
+        assert again.action == "reuse"
+        assert_standard_group(conn, name)
+    finally:
+        group = secgroups.inspect(conn, name).group
+        if group is not None:
+            conn.network.delete_security_group(group, ignore_missing=True)
