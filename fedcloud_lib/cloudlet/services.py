@@ -288,6 +288,9 @@ def stop(only: str | None = None, out: Callable[[str], None] = print) -> int:
             out(f"[{time.monotonic() - t0:5.1f}s] stopped {title}")
     if not _wait_gone("rabbitmq", "beam.smp"):
         out("  rabbitmq's beam.smp is still running after 60 s: see /var/log/rabbitmq/")
+    elif shutil.which("epmd"):
+        # the Erlang port mapper rabbit started outlives it; end it through its own command
+        subprocess.run(["epmd", "-kill"], capture_output=True, timeout=30)
     _ctl("shutdown")
     out(f"supervisord shut down ({time.monotonic() - t0:.1f}s)")
     return 0

@@ -112,6 +112,7 @@ class CloudletSettings:
             "fedcloud_provider_veth": self.provider_veth,
             "fedcloud_bind_address": self.bind_address,
             "fedcloud_controller_address": self.controller_address,
+            "fedcloud_controller_name": self.controller.name,
             "fedcloud_region": self.region,
             "fedcloud_secrets_file": str(self.secrets_file),
         }

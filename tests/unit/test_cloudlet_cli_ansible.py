@@ -54,7 +54,7 @@ def _render(template: str, **extra) -> str:
              fedcloud_roles=["controller", "compute"], fedcloud_physnet="physnet1",
              fedcloud_provider_interface="phy0a", fedcloud_compute_driver="fake",
              fedcloud_cinder_backend="fake", fedcloud_cinder_lvm_vg="vg", fedcloud_glance_datadir="/g/",
-             fedcloud_log_dir="/var/log/fedcloud")
+             fedcloud_log_dir="/var/log/fedcloud", fedcloud_controller_name="vm")
     v.update(extra)
     return env.get_template(template).render(**v)
 
