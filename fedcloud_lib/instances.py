@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import yaml
+from keystoneauth1 import exceptions as ksa_exc
 from openstack import exceptions as os_exc
 
 from . import mail as mail_mod
@@ -38,6 +39,8 @@ PREFIX = "fedcloud_"
 META = {k: PREFIX + k for k in ("ticket", "requester", "operator", "purpose", "class",
                                 "created_at", "expires_at", "run_id", "volume", "mailed")}
 ACTIVE_TIMEOUT = 600
+# what a cloud call can raise: the SDK's errors, and keystoneauth's for an unreachable API
+CLOUD_ERRORS = (os_exc.SDKException, ksa_exc.ClientException)
 GONE = ("DELETED", "SOFT_DELETED")
 
 
@@ -68,7 +71,7 @@ def connect(cloud: str | None = None) -> Any:
 
     try:
         return openstack.connect(cloud=cloud or None)
-    except os_exc.SDKException as exc:
+    except CLOUD_ERRORS as exc:
         raise CloudError(f"cannot connect to cloud {cloud or os.environ.get('OS_CLOUD')!r}: "
                          f"{exc}", cloud=cloud) from exc
 
@@ -134,7 +137,7 @@ class Facts:
 def _cloud(call: Callable[[], Any], what: str) -> Any:
     try:
         return call()
-    except os_exc.SDKException as exc:
+    except CLOUD_ERRORS as exc:
         raise CloudError(f"cannot {what}: {exc}") from exc
 
 
@@ -495,7 +498,7 @@ def apply(conn: Any, policy: Policy, plan: InstancePlan, *, timeout: int = ACTIV
         if missing:
             conn.compute.set_server_metadata(server, **missing)
         server = conn.compute.get_server(server.id)
-    except os_exc.SDKException as exc:
+    except CLOUD_ERRORS as exc:
         raise CloudError(f"applying the plan for ticket {req.ticket} failed: {exc}; "
                          f"re-run to finish (it resumes where it stopped)",
                          ticket=req.ticket) from exc
@@ -655,7 +658,7 @@ def apply_retire(conn: Any, policy: Policy, facts: RetireFacts, steps: list[Acti
             if not used:
                 conn.compute.delete_keypair(kp, ignore_missing=True)
                 done["keypairs_deleted"].append(kp)
-    except os_exc.SDKException as exc:
+    except CLOUD_ERRORS as exc:
         raise CloudError(f"retiring ticket {facts.ticket} failed: {exc}; re-run to finish",
                          ticket=facts.ticket) from exc
     if send_mail and facts.requester and (facts.servers or facts.volumes):

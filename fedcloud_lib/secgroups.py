@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from keystoneauth1 import exceptions as ksa_exc
 from openstack import exceptions as os_exc
 
 from .errors import CloudError
@@ -123,7 +124,7 @@ def inspect(conn: Any, name: str, ports: Iterable[int] = (22, 80, 443)) -> Group
             return GroupState(name, None, sorted(want))
         have: dict[str, Rule] = {r.id: rule_of(r) for r in
                                  conn.network.security_group_rules(security_group_id=group.id)}
-    except os_exc.SDKException as exc:
+    except (os_exc.SDKException, ksa_exc.ClientException) as exc:
         raise CloudError(f"cannot read security group {name!r}: {exc}", name=name) from exc
     have_set = set(have.values())
     extra = sorted(((rid, r) for rid, r in have.items() if r not in want), key=lambda x: x[1])
@@ -158,7 +159,7 @@ def ensure(conn: Any, name: str, ports: Iterable[int] = (22, 80, 443),
                 pass  # created meanwhile by a concurrent run: same rule, fine
         for rid, _ in now.extra:
             conn.network.delete_security_group_rule(rid, ignore_missing=True)
-    except os_exc.SDKException as exc:
+    except (os_exc.SDKException, ksa_exc.ClientException) as exc:
         raise CloudError(f"cannot make security group {name!r} standard: {exc}",
                          name=name) from exc
     return before

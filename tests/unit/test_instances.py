@@ -195,3 +195,17 @@ def test_rules_read_from_sdk_objects_use_ether_type():
     assert secgroups.rule_of(sdk) == secgroups.Rule("ingress", "IPv6", "tcp", 443, 443, "::/0")
     args = secgroups.Rule("ingress", "IPv6", "tcp", 443, 443, "::/0").create_args()
     assert SecurityGroupRule(**args).ether_type == "IPv6"
+
+
+def test_unreachable_api_is_a_cloud_error(site):
+    from keystoneauth1.exceptions import ConnectFailure
+
+    from fedcloud_lib.errors import CloudError
+
+    def down(*a, **kw):
+        raise ConnectFailure("Unable to establish connection to http://127.0.0.1:8774")
+
+    conn = NS(compute=NS(find_flavor=down))
+    f = facts(site)
+    with pytest.raises(CloudError, match="cannot look up flavor m1.small: Unable to establish"):
+        instances.gather(conn, site, f.request, f.account)
