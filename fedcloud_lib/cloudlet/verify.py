@@ -232,6 +232,23 @@ class Verifier:
                 raise e
             return ", ".join(names)
 
+        def quotas():
+            out = []
+            for pname, want in content.PROJECTS.items():
+                proj = admin.identity.find_project(pname, domain_id="default")
+                if proj is None:
+                    raise RuntimeError(f"project {pname} is missing: re-run cloudlet-install")
+                q = admin.compute.get_quota_set(proj.id)
+                vq = admin.block_storage.get_quota_set(proj.id)
+                have = {"instances": q.instances, "cores": q.cores, "ram": q.ram,
+                        "volumes": vq.volumes, "gigabytes": vq.gigabytes}
+                wrong = {k: v for k, v in have.items() if v != want[k]}
+                if wrong:
+                    raise RuntimeError(f"{pname} quotas {wrong} differ from {want}: re-run cloudlet-install")
+                out.append(f"{pname} {q.instances}/{q.cores}/{q.ram}")
+            return "instances/cores/ram: " + ", ".join(out)
+
+        self.check("project quotas", "nova", quotas)
         self.check("compute services up", "nova", compute)
         self.check("network agents alive", "neutron", network)
         self.check("volume services up", "cinder", volume)
