@@ -37,14 +37,14 @@ cloudlet-stop: $(STAMP)
 	$(FEDCLOUD) cloudlet stop
 
 cloudlet-status: $(STAMP)
-	$(FEDCLOUD) cloudlet status
+	$(FEDCLOUD) cloudlet status --memory
 
 verify: $(STAMP)
-	$(FEDCLOUD) run cloudlet-verify --cloud fedcloud-admin
+	$(FEDCLOUD) run cloudlet-verify
 
 # ---------------------------------------------------------------- the main job
 demo: cloudlet
-	$(FEDCLOUD) run cloudlet-verify --cloud fedcloud-admin
+	$(FEDCLOUD) run cloudlet-verify
 	$(FEDCLOUD) runs list
 	$(FEDCLOUD) runs verify
 
