@@ -14,6 +14,7 @@ import os
 import secrets as _secrets
 import signal
 import socket
+import tempfile
 import threading
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -228,6 +229,26 @@ class RunWriter:
         return None
 
 
+def _kernel_manager_class(socket_dir: str):
+    """Kernel managers that talk to the kernel over unix sockets in ``socket_dir`` (0700).
+
+    The kernel receives every parameter value, secrets included: IPC sockets in a private
+    directory keep that traffic off loopback TCP, where any local user could connect.
+    The caller owns the directory and removes it, whatever way the run ends.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Unicode, default
+
+    class PrivateIPCKernelManager(AsyncKernelManager):
+        transport = Unicode("ipc")
+
+        @default("ip")
+        def _private_ip(self) -> str:
+            return os.path.join(socket_dir, "kernel")
+
+    return PrivateIPCKernelManager
+
+
 def _coalesce_streams(nb) -> None:
     """Join consecutive stream outputs, so a secret printed in pieces is scrubbed whole."""
     for cell in nb.cells:
@@ -404,9 +425,12 @@ def _execute(rb: Runbook, params: dict, params_scrubbed: dict, scrubber: Scrubbe
         engine = _make_engine(writer, params_scrubbed, injected)
         with _environ(FEDCLOUD_RUN_ID=run_id, FEDCLOUD_RUNBOOK=rb.name,
                       FEDCLOUD_RUN_DIR=str(folder), FEDCLOUD_OPERATOR=operator,
-                      OS_CLOUD=cloud, FEDCLOUD_OUTPUTS=str(archive.root)), chdir(rb.path.parent):
+                      OS_CLOUD=cloud, FEDCLOUD_OUTPUTS=str(archive.root)), \
+                chdir(rb.path.parent), \
+                tempfile.TemporaryDirectory(prefix="fedcloud-kernel-") as sockets:
             nb = engine.execute_notebook(nb, kernel, progress_bar=progress,
-                                         execution_timeout=timeout, start_timeout=120)
+                                         execution_timeout=timeout, start_timeout=120,
+                                         kernel_manager_class=_kernel_manager_class(sockets))
         ename, error = _first_error(nb)
         if ename is None:
             status, exit_code = "succeeded", EXIT_OK

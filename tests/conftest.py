@@ -20,6 +20,10 @@ def outputs(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("FEDCLOUD_OUTPUTS", str(out))
     monkeypatch.setenv("FEDCLOUD_RUNBOOKS", str(FIXTURE_RUNBOOKS))
     monkeypatch.setenv("FEDCLOUD_SECRETS_DIR", str(tmp_path / "no-secrets"))
+    # child processes keep their temporary files (kernel sockets) with the test's files
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    monkeypatch.setenv("TMPDIR", str(tmp))
     return out
 
 

@@ -144,8 +144,21 @@ def test_secrets_never_reach_the_archive(outputs, tmp_path):
     assert "password is ***" in nb and "cloud password ***" in nb and "env token ***" in nb
 
 
+def test_kernel_talks_over_private_unix_sockets_that_are_removed(outputs, tmp_path):
+    tmp = tmp_path / "tmp"
+    marker = tmp_path / "kernel.pid"
+    p = start_cli("run", "sleepy", "-p", "marker", str(marker), "-p", "seconds", "1")
+    wait_for(marker)
+    (sockets,) = tmp.glob("fedcloud-kernel-*")
+    assert oct(sockets.stat().st_mode & 0o777) == "0o700"
+    assert sorted(x.name for x in sockets.iterdir())[:2] == ["kernel-1", "kernel-2"]
+    assert p.wait(timeout=120) == 0
+    assert list(tmp.iterdir()) == []
+
+
 def test_kernel_killed_mid_run_is_archived_as_failed(outputs, tmp_path):
     marker = tmp_path / "kernel.pid"
+    tmp = tmp_path / "tmp"
     p = start_cli("run", "sleepy", "-p", "marker", str(marker))
     kernel_pid = int(wait_for(marker))
     os.kill(kernel_pid, signal.SIGKILL)
@@ -153,6 +166,7 @@ def test_kernel_killed_mid_run_is_archived_as_failed(outputs, tmp_path):
     assert p.returncode == 1, err
     rec = record(only_run(outputs, "sleepy"))
     assert rec["status"] == "failed" and "kernel died" in rec["error"]
+    assert list(tmp.iterdir()) == [], "the kernel's socket directory was left behind"
     nb = json.loads((only_run(outputs, "sleepy") / "notebook.ipynb").read_text())
     assert "kernel pid" in json.dumps(nb)  # what ran before the death is kept
     assert run_cli("runs", "verify").returncode == 0
@@ -160,6 +174,7 @@ def test_kernel_killed_mid_run_is_archived_as_failed(outputs, tmp_path):
 
 def test_ctrl_c_is_archived_as_interrupted(outputs, tmp_path):
     marker = tmp_path / "kernel.pid"
+    tmp = tmp_path / "tmp"
     p = start_cli("run", "sleepy", "-p", "marker", str(marker))
     wait_for(marker)
     p.send_signal(signal.SIGINT)
@@ -167,6 +182,7 @@ def test_ctrl_c_is_archived_as_interrupted(outputs, tmp_path):
     assert p.returncode == 130, err
     rec = record(only_run(outputs, "sleepy"))
     assert rec["status"] == "interrupted" and "Ctrl-C" in rec["error"]
+    assert list(tmp.iterdir()) == [], "the kernel's socket directory was left behind"
     assert (only_run(outputs, "sleepy") / "notebook.html").exists()
 
 
