@@ -304,41 +304,28 @@ def memory_mb() -> dict[str, float]:
         m = re.search(r"pid (\d+)", p.detail)
         if p.state != "RUNNING" or not m:
             continue
-        pids = _tree(int(m.group(1)))
-        out[p.name] = round(sum(_pss_kb(pid) for pid in pids) / 1024, 1)
+        out[p.name] = round(_tree_pss_kb(int(m.group(1))) / 1024, 1)
     return out
 
 
-def _tree(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for st in Path("/proc").glob("[0-9]*/stat"):
+def _tree_pss_kb(pid: int) -> int:
+    """Memory (KiB) of a process and all its descendants: PSS where the kernel gives it
+    (shared pages counted once), RSS otherwise; 0 for a process that is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for proc in procs:
         try:
-            parts = st.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(parts[1]), []).append(int(st.parent.name))
-        except (OSError, IndexError, ValueError):
+            info = proc.memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    todo, seen = [pid], []
-    while todo:
-        p = todo.pop()
-        seen.append(p)
-        todo.extend(children.get(p, []))
-    return seen
-
-
-def _pss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+        total += getattr(info, "pss", info.rss)
+    return total // 1024
 
 
 def require_installed() -> None:

@@ -58,10 +58,23 @@ def test_service_to_program_and_log(service, host, program):
     assert services.log_of(program).startswith(("/var/log/fedcloud/", "/var/log/keystone/"))
 
 
-def test_process_tree_memory_counts_this_process():
-    tree = services._tree(os.getpid())
-    assert os.getpid() in tree
-    assert services._pss_kb(os.getpid()) > 1000
+CHILD = "import sys, time; x = bytearray(64 << 20); print('ready', flush=True); time.sleep(30)"
+
+
+def test_process_tree_memory_counts_this_process_and_its_children():
+    import subprocess
+    import sys
+
+    alone = services._tree_pss_kb(os.getpid())
+    assert alone > 1000
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"  # its 64 MiB are touched
+        assert services._tree_pss_kb(os.getpid()) >= alone + 60 * 1024
+    finally:
+        child.kill()
+        child.wait()
+    assert services._tree_pss_kb(child.pid) == 0  # a process that is gone counts nothing
 
 
 def test_rpc_queue_names_map_to_programs():
