@@ -24,6 +24,13 @@ def _path(kind, obj_id):
     return os.path.join(STORE, f"{kind}-{obj_id}.img")
 
 
+def _copy(src, dst):
+    """Give a new volume or snapshot the bytes of its source, if the source has any."""
+    path = _path(*src)
+    if os.path.exists(path):
+        shutil.copyfile(path, _path(*dst))
+
+
 class FakeVolumeDriver(fake_driver.FakeLoggingVolumeDriver):
     def copy_image_to_volume(self, context, volume, image_service, image_id, *args, **kwargs):
         with open(_path("volume", volume.id), "wb") as f:
@@ -36,22 +43,16 @@ class FakeVolumeDriver(fake_driver.FakeLoggingVolumeDriver):
 
     def create_snapshot(self, snapshot):
         super().create_snapshot(snapshot)
-        src = _path("volume", snapshot.volume_id)
-        if os.path.exists(src):
-            shutil.copyfile(src, _path("snapshot", snapshot.id))
+        _copy(("volume", snapshot.volume_id), ("snapshot", snapshot.id))
 
     def create_volume_from_snapshot(self, volume, snapshot):
         res = super().create_volume_from_snapshot(volume, snapshot)
-        src = _path("snapshot", snapshot.id)
-        if os.path.exists(src):
-            shutil.copyfile(src, _path("volume", volume.id))
+        _copy(("snapshot", snapshot.id), ("volume", volume.id))
         return res
 
     def create_cloned_volume(self, volume, src_vref):
         res = super().create_cloned_volume(volume, src_vref)
-        src = _path("volume", src_vref.id)
-        if os.path.exists(src):
-            shutil.copyfile(src, _path("volume", volume.id))
+        _copy(("volume", src_vref.id), ("volume", volume.id))
         return res
 
     def delete_volume(self, volume):
