@@ -273,9 +273,6 @@ def _make_engine(writer: RunWriter, params_scrubbed: dict, injected_source: str)
             writer.notebook(self.nb, params_scrubbed, injected_source)
             self.last_save_time = self.now()
 
-        def cell_start(self, cell, cell_index=None, **kwargs):
-            super().cell_start(cell, cell_index, **kwargs)
-
         def cell_complete(self, cell, cell_index=None, **kwargs):
             super().cell_complete(cell, cell_index, **kwargs)
             pm = cell.metadata.get("papermill", {})

@@ -96,8 +96,8 @@ def _md_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def format_refusal(ticket: Ticket, error: FedcloudError) -> str:
     problems = getattr(error, "problems", None) or error.context.get("problems") or []
-    lines = [f"**fedcloud** cannot act on this ticket: the request was refused before "
-             f"anything was created.", "", str(error).split("\n")[0]]
+    lines = ["**fedcloud** cannot act on this ticket: the request was refused before "
+             "anything was created.", "", str(error).split("\n")[0]]
     if len(problems) > 1 or (problems and problems[0] not in str(error).split("\n")[0]):
         lines += [""] + [f"* {p}" for p in problems]
     lines += ["", "Fix the request block in the ticket and ask again."]
