@@ -1,18 +1,38 @@
 """fedcloud: runbooks for operating a small OpenStack private cloud.
 
-The public API a runbook or a tool uses is re-exported here.
+The public API a runbook or a tool uses is re-exported here.  Names are imported on
+first use (PEP 562), so that ``fedcloud runs list`` does not pay for openstacksdk or
+nbformat.
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-from .errors import (ArchiveError, CloudError, ConfigError, FedcloudError, LockError,  # noqa: E402
-                     ParameterError, PolicyError, RunbookError)
-from .plan import Action, Plan, StopAfterPlan, require_approval  # noqa: E402
-from .results import current_run, read_results, record  # noqa: E402
+_EXPORTS = {
+    "FedcloudError": "errors", "ConfigError": "errors", "ParameterError": "errors",
+    "PolicyError": "errors", "ServiceError": "errors", "CloudError": "errors",
+    "CheckFailed": "errors", "RunbookError": "errors", "StalePlan": "errors",
+    "ArchiveError": "errors", "LockError": "errors",
+    "Step": "plan", "Plan": "plan", "Handlers": "plan", "StopAfterPlan": "plan",
+    "require_approval": "plan", "walk": "plan", "planning_time": "plan",
+    "record": "archive.results", "read_results": "archive.results",
+    "current_run": "context",
+}
 
-__all__ = [
-    "__version__",
-    "FedcloudError", "ConfigError", "ParameterError", "PolicyError", "CloudError",
-    "RunbookError", "ArchiveError", "LockError",
-    "Action", "Plan", "StopAfterPlan", "require_approval",
-    "record", "read_results", "current_run",
-]
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fedcloud_lib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

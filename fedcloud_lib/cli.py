@@ -1,7 +1,8 @@
 """The ``fedcloud`` command line.
 
 Exit codes: 0 success (or a dry run that stopped after its plan), 1 the notebook failed
-(or verify found problems), 2 refused input, 3 refused by a lock, 130 interrupted.
+(or verify found problems, or the approved plan was stale), 2 refused input, 3 refused by
+a lock, 4 a service the run needs is unreachable, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -65,10 +66,11 @@ def cmd_describe(args) -> int:
 
 # ------------------------------------------------------------------ run
 def cmd_run(args) -> int:
-    from .engine import run_runbook
+    from .run.engine import run_runbook
 
     result = run_runbook(args.runbook, files=args.file or [],
                          overrides=[tuple(p) for p in args.param or []], approve=args.approve,
+                         approve_plan=args.approve_plan,
                          operator=args.operator, cloud=args.cloud, timeout=args.timeout,
                          progress=not args.no_progress)
     msg = f"run {result.run_id}: {result.status} (exit {result.exit_code}); archived in {result.run_dir}"
@@ -87,17 +89,17 @@ def _entry_row(e) -> dict[str, Any]:
 
 def _sweep(archive) -> None:
     from .config import settings
-    from .engine import _finalize_abandoned
+    from .run.engine import finalize_abandoned
     from .scrub import Scrubber, collect_secrets
 
     scrub = Scrubber(collect_secrets(secrets_dir=settings().secrets_dir))
-    for run_id in archive.sweep(lambda f, rec: _finalize_abandoned(archive, f, rec, scrub)):
+    for run_id in archive.sweep(lambda f, rec: finalize_abandoned(archive, f, rec, scrub)):
         print(f"note: run {run_id} was left unfinished by a dead process; archived as abandoned",
               file=sys.stderr)
 
 
 def cmd_runs_list(args) -> int:
-    from .archive import Archive
+    from .archive.index import Archive
 
     arch = Archive()
     _sweep(arch)
@@ -116,14 +118,17 @@ def cmd_runs_list(args) -> int:
 def cmd_runs_show(args) -> int:
     import yaml
 
-    from .archive import Archive
+    from .archive.index import Archive
 
-    e = Archive().find(args.run_id)
+    arch = Archive()
+    e = arch.find(args.run_id)
+    applied_by = [a.run_id for a in arch.applied_by(e.run_id)]
     params_path = e.path / "parameters.yaml"
     params = yaml.safe_load(params_path.read_text()) if params_path.exists() else {}
     if args.json:
         print(json.dumps({**_entry_row(e), "error": e.error, "exit_code": e.exit_code,
                           "ended": e.ended, "parameters": params, "results": e.results,
+                          "plan_of": e.plan_of, "plan_applied_by": applied_by,
                           "path": str(e.path), "files": sorted(e.manifest)}, indent=2, default=str))
         return 0
     print(f"run       {e.run_id}  (#{e.seq})")
@@ -131,6 +136,10 @@ def cmd_runs_show(args) -> int:
     print(f"status    {e.status} (exit {e.exit_code})" + (f": {e.error}" if e.error else ""))
     print(f"when      {e.started} .. {e.ended} ({e.duration} s)")
     print(f"who       {e.operator} on {e.host}; cloud {e.cloud or '-'}; ticket {e.ticket or '-'}")
+    if e.plan_of:
+        print(f"plan      applies the plan recorded by dry run {e.plan_of}")
+    if applied_by:
+        print(f"plan      applied by run(s) {', '.join(applied_by)}")
     print("parameters:")
     for k, v in (params or {}).items():
         print(f"  {k}: {v!r}")
@@ -145,7 +154,7 @@ def cmd_runs_show(args) -> int:
 
 
 def cmd_runs_verify(args) -> int:
-    from .archive import Archive
+    from .archive.index import Archive
 
     arch = Archive()
     _sweep(arch)
@@ -161,7 +170,7 @@ def cmd_runs_verify(args) -> int:
 
 
 def cmd_runs_reindex(args) -> int:
-    from .archive import Archive
+    from .archive.index import Archive
 
     arch = Archive()
     _sweep(arch)
@@ -203,6 +212,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("-p", "--param", action="append", nargs=2, metavar=("NAME", "VALUE"),
                    help="set one parameter (after the files)")
     p.add_argument("--approve", action="store_true", help="apply the plan (default: dry run)")
+    p.add_argument("--approve-plan", metavar="RUN_ID",
+                   help="apply exactly the plan recorded by that dry run, with its parameters "
+                        "(refused if the archive does not verify or the facts changed)")
     p.add_argument("--cloud", help="clouds.yaml entry to use (sets OS_CLOUD for the run)")
     p.add_argument("--operator", help="who runs this (default: $FEDCLOUD_OPERATOR or $USER)")
     p.add_argument("--timeout", type=float, help="per-cell timeout in seconds")

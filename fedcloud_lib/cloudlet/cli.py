@@ -4,25 +4,26 @@ from __future__ import annotations
 import argparse
 import time
 
-from fedcloud_lib.errors import FedcloudError
-
-from . import services
+from ..errors import FedcloudError
+from . import supervisor
+from .programs import log_of
+from .wipe import wipe
 
 
 def _start(args: argparse.Namespace) -> int:
-    return services.start(only=args.service)
+    return supervisor.start(only=args.service)
 
 
 def _stop(args: argparse.Namespace) -> int:
-    return services.stop(only=args.service)
+    return supervisor.stop(only=args.service)
 
 
 def _status(args: argparse.Namespace) -> int:
-    if not services.installed():
-        print(f"the local cloudlet is not installed ({services.PROGRAMS_CONF} missing): "
+    if not supervisor.installed():
+        print(f"the local cloudlet is not installed ({supervisor.PROGRAMS_CONF} missing): "
               "run `make cloudlet` or the cloudlet-install runbook")
         return 2
-    rows = services.status()
+    rows = supervisor.status()
     if not rows:
         print("supervisord is not running: the cloudlet is stopped (`fedcloud cloudlet start`)")
         return 3
@@ -31,7 +32,7 @@ def _status(args: argparse.Namespace) -> int:
         if not rows:
             print(f"no program {args.service!r}")
             return 2
-    mem = services.memory_mb() if args.memory else {}
+    mem = supervisor.memory_mb() if args.memory else {}
     width = max(len(r.name) for r in rows)
     for r in rows:
         extra = f"  {mem.get(r.name, 0):7.1f} MB" if args.memory else ""
@@ -40,7 +41,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"{'total':<{width}}  {'':<8}  {sum(mem.values()):7.1f} MB (PSS: shared pages counted once)")
     bad = [r for r in rows if r.state != "RUNNING"]
     for r in bad:
-        print(f"{r.name} is {r.state}: see {services.log_of(r.name)}")
+        print(f"{r.name} is {r.state}: see {log_of(r.name)}")
     return 1 if bad else 0
 
 
@@ -49,7 +50,7 @@ def _wipe(args: argparse.Namespace) -> int:
         print("wipe drops the cloudlet's databases, keys, images and secrets; "
               "give --yes to do it")
         return 2
-    return services.wipe(cloudlet=args.cloudlet)
+    return wipe(cloudlet=args.cloudlet)
 
 
 def _timed(func):

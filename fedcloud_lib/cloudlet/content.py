@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 import yaml
 
-from fedcloud_lib.errors import CloudError, ConfigError
-
+from ..cloud import connect
+from ..errors import CloudError, ConfigError
 from .secrets import load_secrets
 from .settings import STATE_DIR, CloudletSettings
 
@@ -92,23 +92,6 @@ def write_clouds_yaml(settings: CloudletSettings, path: Path = CLOUDS_YAML) -> b
     return changed
 
 
-def connect(cloud: str = ADMIN_CLOUD):
-    """An openstacksdk connection to a clouds.yaml entry, with a clear error if absent."""
-    import openstack
-    from openstack import exceptions as os_exc
-
-    try:
-        conn = openstack.connect(cloud=cloud)
-        conn.authorize()
-        return conn
-    except os_exc.ConfigException as exc:
-        raise ConfigError(f"clouds.yaml has no entry {cloud!r}: run the cloudlet-install runbook "
-                          f"(it writes {CLOUDS_YAML})", cloud=cloud) from exc
-    except os_exc.SDKException as exc:
-        raise CloudError(f"cannot log in to {cloud!r}: {exc}. Is the cloudlet running? "
-                         f"(`fedcloud cloudlet status`)", cloud=cloud) from exc
-
-
 def test_image_file() -> Path:
     """A small deterministic raw 'disk' (a marker sector, then zeros)."""
     p = STATE_DIR / f"{TEST_IMAGE}.raw"
@@ -132,7 +115,7 @@ def ensure_content(settings: CloudletSettings, conn=None,
     from openstack import exceptions as os_exc
 
     out = out or (lambda s: print(s, flush=True))
-    conn = conn or connect(ADMIN_CLOUD)
+    conn = conn or connect(ADMIN_CLOUD, authorize=True)
     sec = load_secrets(settings.secrets_file)
     rows: list[ContentChange] = []
 

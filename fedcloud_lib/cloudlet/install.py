@@ -5,9 +5,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from fedcloud_lib.plan import Action, Plan
-
-from . import content, services
+from ..plan import Plan, Step
+from . import content, supervisor
+from .programs import log_of
 from .runner import PlaybookRun, require_success, run_playbook
 from .secrets import ensure_secrets
 from .settings import STATE_DIR, CloudletSettings, programs_for
@@ -16,7 +16,7 @@ from .settings import STATE_DIR, CloudletSettings, programs_for
 def facts(settings: CloudletSettings) -> list[dict[str, Any]]:
     """What is there now, per host (local hosts are inspected; remote ones are not)."""
     rows = []
-    running = {p.name: p.state for p in services.status()} if settings.local else {}
+    running = {p.name: p.state for p in supervisor.status()} if settings.local else {}
     for h in settings.hosts:
         progs = programs_for(h.roles, h.compute_names)
         if h.local:
@@ -24,7 +24,7 @@ def facts(settings: CloudletSettings) -> list[dict[str, Any]]:
             rows.append({
                 "host": h.name,
                 "packages": "installed" if Path("/usr/bin/nova-manage").exists() else "missing",
-                "configured": "yes" if services.PROGRAMS_CONF.exists() or (done / "nova-db").exists() else "no",
+                "configured": "yes" if supervisor.PROGRAMS_CONF.exists() or (done / "nova-db").exists() else "no",
                 "databases": ", ".join(sorted(p.name[:-3] for p in done.glob("*-db"))) if done.exists() else "",
                 "running": f"{sum(1 for p in progs if running.get(p) == 'RUNNING')}/{len(progs)}",
                 "not running": ", ".join(p for p in progs if running.get(p) != "RUNNING"),
@@ -51,37 +51,37 @@ def plan(settings: CloudletSettings, host_facts: list[dict[str, Any]],
          out: Callable[[str], None] | None = None) -> tuple[Plan, PlaybookRun | None]:
     """The plan: a fresh install lists hosts, roles and programs; an installed cloudlet
     is compared by a check-mode ansible run (what ansible would change)."""
-    actions: list[Action] = []
+    actions: list[Step] = []
     check_run = None
     if not settings.secrets_file.exists():
-        actions.append(Action("create", "secrets file", str(settings.secrets_file),
+        actions.append(Step("create", "secrets file", str(settings.secrets_file),
                               "generated passwords, root only (0600), never printed"))
     if not installed(settings, host_facts):
         for h in settings.hosts:
             progs = programs_for(h.roles, h.compute_names)
-            actions.append(Action("create", "host", h.name,
+            actions.append(Step("create", "host", h.name,
                                   f"{', '.join(h.roles)} via {'local connection' if h.local else 'ssh'}: "
                                   f"packages, configuration, {len(progs)} programs"))
             for p in progs:
-                actions.append(Action("create", "program", f"{h.name}/{p}",
-                                      f"{settings.service_mode}; log {services.log_of(p)}"))
+                actions.append(Step("create", "program", f"{h.name}/{p}",
+                                      f"{settings.service_mode}; log {log_of(p)}"))
     else:
         check_run = run_playbook(settings, check=True, out=out or (lambda s: None))
         require_success(check_run)
         for t in check_run.changed:
             if t.task.startswith(("Which ", "Is ", "Wait ")):
                 continue
-            actions.append(Action("update", "ansible task", f"{t.host}: {t.task}", "would change"))
+            actions.append(Step("update", "ansible task", f"{t.host}: {t.task}", "would change"))
         for f in host_facts:
             if f.get("not running"):
-                actions.append(Action("update", "programs", f["host"], "start: " + f["not running"]))
+                actions.append(Step("update", "programs", f["host"], "start: " + f["not running"]))
         if not actions:
-            actions.append(Action("keep", "cloudlet", settings.cloudlet,
+            actions.append(Step("keep", "cloudlet", settings.cloudlet,
                                   "installed, configured and running: re-run re-verifies"))
-    actions.append(Action("create" if not content.CLOUDS_YAML.exists() else "keep", "clouds.yaml",
+    actions.append(Step("create" if not content.CLOUDS_YAML.exists() else "keep", "clouds.yaml",
                           str(content.CLOUDS_YAML),
                           "entries fedcloud-admin, fedcloud-production, fedcloud-testing (0600)"))
-    actions.append(Action("keep" if installed(settings, host_facts) else "create", "content",
+    actions.append(Step("keep" if installed(settings, host_facts) else "create", "content",
                           "projects production/testing",
                           "users, quotas, flavors m1.*, image fedora-cloud-test, network provider "
                           "(created when missing)"))

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from fedcloud_lib.errors import RunbookError
-
+from ..errors import RunbookError
 from .settings import ANSIBLE_DIR, STATE_DIR, CloudletSettings
 
 _RESULT_EVENTS = {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from fedcloud_lib.errors import ConfigError
+from ..errors import ConfigError
 
 SERVICES = ("glance", "placement", "nova", "neutron", "cinder")
 PROJECTS = ("production", "testing")

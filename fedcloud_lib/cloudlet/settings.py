@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from fedcloud_lib.errors import ParameterError
+from ..errors import ParameterError
 
 ROLES = ("controller", "compute")
 SERVICE_MODES = ("systemd", "supervisor")

@@ -15,10 +15,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from fedcloud_lib.errors import RunbookError
-
+from .. import secgroups
+from ..cloud import connect
+from ..errors import CheckFailed, RunbookError
 from . import content
-from .services import log_of, program_for
+from .programs import log_of, program_for
 
 STANDARD_GROUP = "fedcloud-standard"
 STANDARD_PORTS = (22, 80, 443)
@@ -43,43 +44,21 @@ class _Skip(Exception):
     pass
 
 
-def _want_rules() -> set[tuple[str, str, str | None, int | None, int | None]]:
-    want = {("egress", e, None, None, None) for e in ("IPv4", "IPv6")}
-    want |= {("ingress", e, "tcp", p, p) for e in ("IPv4", "IPv6") for p in STANDARD_PORTS}
-    return want
+def _fail(message: str) -> None:
+    raise CheckFailed(message)
 
 
 def ensure_standard_group(conn) -> str:
-    """The standard security group of the connection's project: ingress tcp 22, 80, 443
-    (IPv4 and IPv6) from anywhere plus the default egress, nothing else (repairs drift)."""
-    pid = conn.current_project_id
-    groups = list(conn.network.security_groups(name=STANDARD_GROUP, project_id=pid))
-    group = groups[0] if groups else conn.network.create_security_group(
-        name=STANDARD_GROUP, description="fedcloud standard: tcp 22, 80, 443 only")
-    want = _want_rules()
-    have = set()
-    fixed = []
-    for r in conn.network.security_group_rules(security_group_id=group.id):
-        key = (r.direction, r.ether_type, r.protocol, r.port_range_min, r.port_range_max)
-        anywhere = r.remote_ip_prefix in (None, "0.0.0.0/0", "::/0") and not r.remote_group_id
-        if key in want and anywhere and key not in have:
-            have.add(key)
-        else:
-            conn.network.delete_security_group_rule(r)
-            fixed.append(f"deleted {key}")
-    for d, e, proto, pmin, pmax in sorted(want - have, key=str):
-        conn.network.create_security_group_rule(
-            security_group_id=group.id, direction=d, ether_type=e, protocol=proto,
-            port_range_min=pmin, port_range_max=pmax,
-            remote_ip_prefix=("0.0.0.0/0" if e == "IPv4" else "::/0") if d == "ingress" else None)
-        fixed.append(f"added {d} {e} {proto or 'any'} {pmin or ''}")
-    rules = [r for r in conn.network.security_group_rules(security_group_id=group.id)
-             if r.direction == "ingress"]
-    ports = sorted({(r.protocol, r.port_range_min) for r in rules})
-    if ports != [("tcp", p) for p in STANDARD_PORTS]:
-        raise RuntimeError(f"ingress rules of {STANDARD_GROUP} are {ports}")
+    """The standard security group of the connection's project, exactly tcp 22, 80, 443
+    (repaired if it drifted), checked afterwards."""
+    before = secgroups.ensure(conn, STANDARD_GROUP, STANDARD_PORTS)
+    after = secgroups.inspect(conn, STANDARD_GROUP, STANDARD_PORTS)
+    if after.missing or after.extra:
+        raise CheckFailed(f"{STANDARD_GROUP} is not standard after repair: {after.detail()}",
+                          service="neutron")
+    fixed = len(before.missing) + len(before.extra) if before.exists else 0
     return (f"{STANDARD_GROUP}: ingress tcp {', '.join(map(str, STANDARD_PORTS))} only"
-            + (f" (repaired: {len(fixed)} rule changes)" if fixed else ""))
+            + (f" (repaired: {fixed} rule changes)" if fixed else ""))
 
 
 @dataclass
@@ -108,13 +87,14 @@ class Verifier:
         except _Skip as exc:
             c.status, c.detail = "SKIP", str(exc)
             res = None
-        except Exception as exc:  # a failed check is a result, not a crash
+        except Exception as exc:  # noqa: BLE001 - a failed check is a result, not a crash
             c.status = "FAIL"
             c.detail = f"{type(exc).__name__}: {str(exc)[:300]}"
-            svc = getattr(exc, "fedcloud_service", None)
-            if svc:
-                c.service = svc
-            c.log = log_of(program_for(c.service, getattr(exc, "fedcloud_host", None)))
+            host = None
+            if isinstance(exc, CheckFailed):
+                c.service = exc.service or c.service
+                host = exc.host or None
+            c.log = log_of(program_for(c.service, host))
             res = None
             if name.startswith("workload"):
                 self._stop_workload = True
@@ -138,12 +118,10 @@ class Verifier:
 
     # ------------------------------------------------------------------ checks
     def run(self) -> "Verifier":
-        from openstack import exceptions as os_exc  # noqa: F401
-
-        admin = self.check("token fedcloud-admin", "keystone", lambda: content.connect(self.admin_cloud))
-        user = self.check(f"token {self.user_cloud}", "keystone", lambda: content.connect(self.user_cloud))
+        admin = self.check("token fedcloud-admin", "keystone", lambda: connect(self.admin_cloud, authorize=True))
+        user = self.check(f"token {self.user_cloud}", "keystone", lambda: connect(self.user_cloud, authorize=True))
         other = "fedcloud-production" if self.user_cloud != "fedcloud-production" else "fedcloud-testing"
-        self.check(f"token {other}", "keystone", lambda: content.connect(other))
+        self.check(f"token {other}", "keystone", lambda: connect(other, authorize=True))
         if admin is None:
             self._stop_workload = True
             return self
@@ -166,19 +144,14 @@ class Verifier:
                     url = url.rstrip("/") + "/volumes?limit=1"  # project-scoped API: list something
 
                 def probe(url=url, stype=svc["type"]):
-                    import requests
-
                     try:
                         r = admin.session.get(url, raise_exc=False, timeout=10,
                                               endpoint_filter=None)
-                    except Exception as exc:
-                        exc.fedcloud_service = stype
-                        raise
+                    except Exception as exc:  # noqa: BLE001 - any failure: the endpoint is down
+                        raise CheckFailed(f"{url}: {type(exc).__name__}: {exc}",
+                                          service=stype) from exc
                     if r.status_code >= 400:
-                        err = RuntimeError(f"{url} answered HTTP {r.status_code}")
-                        err.fedcloud_service = stype
-                        raise err
-                    del requests
+                        raise CheckFailed(f"{url} answered HTTP {r.status_code}", service=stype)
                     return f"{url} HTTP {r.status_code}"
 
                 self.check(f"endpoint {svc['type']}", svc["type"], probe)
@@ -189,36 +162,31 @@ class Verifier:
             down = [f"{s.binary}@{s.host}" for s in rows if s.state != "up" or s.status != "enabled"]
             if down:
                 s = next(s for s in rows if s.state != "up" or s.status != "enabled")
-                e = RuntimeError(f"down: {', '.join(down)}")
-                e.fedcloud_service, e.fedcloud_host = s.binary, s.host
-                raise e
+                raise CheckFailed(f"down: {', '.join(down)}", service=s.binary, host=s.host)
             return f"{len(rows)} up: " + ", ".join(sorted(f"{s.binary}@{s.host}" for s in rows))
 
         def network():
             rows = list(admin.network.agents())
             dead = [a for a in rows if not a.is_alive]
             if not rows or dead:
-                e = RuntimeError("no agents" if not rows else
-                                 "dead: " + ", ".join(f"{a.binary}@{a.host}" for a in dead))
-                e.fedcloud_service = dead[0].binary if dead else "neutron"
-                e.fedcloud_host = dead[0].host if dead else None
-                raise e
+                raise CheckFailed("no agents" if not rows else
+                                  "dead: " + ", ".join(f"{a.binary}@{a.host}" for a in dead),
+                                  service=dead[0].binary if dead else "neutron",
+                                  host=dead[0].host if dead else "")
             hosts = {a.host for a in rows}
             missing = [h for h in (self.expect_hosts or []) if h not in hosts]
             if missing:
-                e = RuntimeError(f"no network agent on {', '.join(missing)}")
-                e.fedcloud_service, e.fedcloud_host = "neutron-linuxbridge-agent", missing[0]
-                raise e
+                raise CheckFailed(f"no network agent on {', '.join(missing)}",
+                                  service="neutron-linuxbridge-agent", host=missing[0])
             return f"{len(rows)} alive: " + ", ".join(sorted(f"{a.binary}@{a.host}" for a in rows))
 
         def volume():
             rows = list(admin.block_storage.services())
             down = [s for s in rows if s.state != "up"]
             if not rows or down:
-                e = RuntimeError("no volume services" if not rows else
-                                 "down: " + ", ".join(f"{s.binary}@{s.host}" for s in down))
-                e.fedcloud_service = down[0].binary if down else "cinder-volume"
-                raise e
+                raise CheckFailed("no volume services" if not rows else
+                                  "down: " + ", ".join(f"{s.binary}@{s.host}" for s in down),
+                                  service=down[0].binary if down else "cinder-volume")
             return f"{len(rows)} up: " + ", ".join(sorted(f"{s.binary}@{s.host}" for s in rows))
 
         def hypervisors():
@@ -226,10 +194,9 @@ class Verifier:
             names = sorted(h.name for h in hv if h.state == "up" and h.status == "enabled")
             missing = [h for h in (self.expect_hosts or []) if h not in names]
             if missing or not names:
-                e = RuntimeError(f"not registered (or down): {', '.join(missing) or 'any'}; "
-                                 "a new compute host is mapped by `nova-manage cell_v2 discover_hosts`")
-                e.fedcloud_service, e.fedcloud_host = "nova-compute", (missing or [None])[0]
-                raise e
+                raise CheckFailed(f"not registered (or down): {', '.join(missing) or 'any'}; "
+                                  "a new compute host is mapped by `nova-manage cell_v2 discover_hosts`",
+                                  service="nova-compute", host=(missing or [""])[0])
             return ", ".join(names)
 
         def quotas():
@@ -237,14 +204,14 @@ class Verifier:
             for pname, want in content.PROJECTS.items():
                 proj = admin.identity.find_project(pname, domain_id="default")
                 if proj is None:
-                    raise RuntimeError(f"project {pname} is missing: re-run cloudlet-install")
+                    raise CheckFailed(f"project {pname} is missing: re-run cloudlet-install")
                 q = admin.compute.get_quota_set(proj.id)
                 vq = admin.block_storage.get_quota_set(proj.id)
                 have = {"instances": q.instances, "cores": q.cores, "ram": q.ram,
                         "volumes": vq.volumes, "gigabytes": vq.gigabytes}
                 wrong = {k: v for k, v in have.items() if v != want[k]}
                 if wrong:
-                    raise RuntimeError(f"{pname} quotas {wrong} differ from {want}: re-run cloudlet-install")
+                    raise CheckFailed(f"{pname} quotas {wrong} differ from {want}: re-run cloudlet-install")
                 out.append(f"{pname} {q.instances}/{q.cores}/{q.ram}")
             return "instances/cores/ram: " + ", ".join(out)
 
@@ -256,7 +223,6 @@ class Verifier:
 
     # ------------------------------------------------------------------ workload
     def _workload(self, admin, user) -> None:
-        secgroups = None
         prefix = f"verify-{uuid.uuid4().hex[:8]}"
         made: dict[str, list] = {"servers": [], "volumes": [], "images": [], "groups": []}
         self.prefix = prefix
@@ -266,10 +232,10 @@ class Verifier:
             net = user.network.find_network(content.PROVIDER_NETWORK) if user else None
             if image and (flavor is None or net is None):
                 self.check("workload: flavor and provider network", "nova",
-                           lambda: (_ for _ in ()).throw(RuntimeError(
-                               "m1.tiny or network 'provider' missing: re-run cloudlet-install")))
+                           lambda: _fail("m1.tiny or network 'provider' missing: re-run "
+                                         "cloudlet-install"))
             self.check("workload: standard security group", "neutron",
-                       lambda: self._secgroup(user, secgroups))
+                       lambda: ensure_standard_group(user))
             servers = self.check("workload: boot one server per host (ACTIVE, address)", "nova",
                                  lambda: self._boot(admin, user, prefix, image, flavor, net, made))
             if not servers:
@@ -297,11 +263,8 @@ class Verifier:
         made["images"].append(img)
         img = user.image.get_image(img.id)
         if img.status != "active":
-            raise RuntimeError(f"image is {img.status}, not active")
+            raise CheckFailed(f"image is {img.status}, not active")
         return img, f"{img.size} bytes, {img.status}"
-
-    def _secgroup(self, user, _unused=None):
-        return ensure_standard_group(user)
 
     def _boot(self, admin, user, prefix, image, flavor, net, made):
         hosts = getattr(self, "hypervisor_names", None) or ""
@@ -322,14 +285,14 @@ class Verifier:
             full = admin.compute.get_server(s.id)
             addrs = [a["addr"] for a in (full.addresses or {}).get(content.PROVIDER_NETWORK, [])]
             if not addrs:
-                raise RuntimeError(f"server {s.name} has no address on {content.PROVIDER_NETWORK}")
+                raise CheckFailed(f"server {s.name} has no address on {content.PROVIDER_NETWORK}")
             groups = sorted({g["name"] for g in full.security_groups or []})
             if groups != [STANDARD_GROUP]:
-                raise RuntimeError(f"server {s.name} has security groups {groups}")
+                raise CheckFailed(f"server {s.name} has security groups {groups}")
             placed.append(f"{full.compute_host}:{addrs[0]}")
         hosts_used = {p.split(":")[0] for p in placed}
         if len(hosts_used) != n:
-            raise RuntimeError(f"servers did not land on {n} different hosts: {placed}")
+            raise CheckFailed(f"servers did not land on {n} different hosts: {placed}")
         return [user.compute.get_server(s.id) for s in servers], "ACTIVE on " + ", ".join(placed)
 
     def _volume(self, user, srv, prefix, made):
@@ -350,7 +313,7 @@ class Verifier:
         made["volumes"].append(vol)
         vol = user.block_storage.wait_for_status(vol, "available", failures=["error"], wait=WAIT, interval=1)
         if not user.block_storage.get_volume(vol.id).is_bootable:
-            raise RuntimeError("a volume made from an image is not bootable")
+            raise CheckFailed("a volume made from an image is not bootable")
         r = user.block_storage.upload_volume_to_image(vol, f"{prefix}-upload", disk_format="raw",
                                                       container_format="bare")
         iid = r["image_id"] if isinstance(r, dict) else getattr(r, "image_id", r)
@@ -359,7 +322,7 @@ class Verifier:
         img = user.image.wait_for_status(img, "active", failures=["killed", "deleted"], wait=WAIT, interval=1)
         user.block_storage.wait_for_status(vol, "available", failures=["error"], wait=WAIT, interval=1)
         if img.checksum != image.checksum:
-            raise RuntimeError(f"uploaded image ({img.size} bytes) differs from the source image")
+            raise CheckFailed(f"uploaded image ({img.size} bytes) differs from the source image")
         return f"bootable volume, uploaded image {img.size} bytes with the source's checksum"
 
     def _snapshot(self, user, srv, image, prefix, made):
@@ -367,9 +330,9 @@ class Verifier:
         made["images"].append(snap)
         snap = user.image.get_image(snap.id)
         if snap.status != "active" or not snap.size:
-            raise RuntimeError(f"snapshot image is {snap.status} with size {snap.size}")
+            raise CheckFailed(f"snapshot image is {snap.status} with size {snap.size}")
         if snap.checksum != image.checksum:
-            raise RuntimeError("snapshot image bytes differ from the server's image")
+            raise CheckFailed("snapshot image bytes differ from the server's image")
         return f"{snap.status}, {snap.size} bytes, same checksum as the source image"
 
     def _migrate(self, admin, srv, live: bool):
@@ -394,7 +357,7 @@ class Verifier:
                                           failures=["ERROR"], wait=WAIT, interval=1)
         ports = [p.binding_host_id for p in admin.network.ports(device_id=srv.id)]
         if any(h != target for h in ports):
-            raise RuntimeError(f"ports still bound to {ports}, server on {target}")
+            raise CheckFailed(f"ports still bound to {ports}, server on {target}")
         return f"{before} -> {s.compute_host}, port binding followed"
 
     def _cleanup(self, admin, user, prefix, made):
@@ -421,7 +384,7 @@ class Verifier:
         left += [f"port {p.id}" for p in admin.network.ports(project_id=pid)
                  if p.device_owner.startswith("compute:") and p.device_id in {s.id for s in made["servers"]}]
         if left:
-            raise RuntimeError("left behind: " + ", ".join(left))
+            raise CheckFailed("left behind: " + ", ".join(left))
         return "nothing left behind"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FedcloudError
-from .. import policy as policy_mod
+from ..site import policy as policy_mod
 
 __all__ = ["register", "source_from_args", "cmd_show", "cmd_run", "main"]
 
@@ -42,6 +42,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     _add_source_args(run)
     run.add_argument("--approve", action="store_true", help="apply the plan (otherwise the "
                      "run stops after the plan and the ticket gets the plan)")
+    run.add_argument("--approve-plan", metavar="RUN_ID", help="apply exactly the plan recorded "
+                     "by that dry run of this ticket (refused if the facts changed since)")
     run.add_argument("--operator", help="who runs it (recorded; default: your login)")
     run.add_argument("--cloud", help="clouds.yaml entry (default: $OS_CLOUD)")
     run.add_argument("--no-comment", action="store_true", help="do not answer on the ticket")
@@ -69,7 +71,7 @@ def source_from_args(args: argparse.Namespace, pol: policy_mod.Policy) -> tuple[
 
 def _fail(exc: FedcloudError) -> int:
     print(f"fedcloud ticket: {exc}", file=sys.stderr)
-    problems = getattr(exc, "problems", None) or exc.context.get("problems") or []
+    problems = exc.problems
     if len(problems) > 1:
         for p in problems:
             print(f"  - {p}", file=sys.stderr)
@@ -77,8 +79,9 @@ def _fail(exc: FedcloudError) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from . import prepare_request, scrub
+    from .comment import scrubber_for
     from .request import parse
+    from .run import prepare_request
 
     try:
         pol = policy_mod.load(args.policy)
@@ -92,13 +95,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     except FedcloudError as exc:
         return _fail(exc)
     if args.json:
-        print(scrub(json.dumps({"ticket": ticket.id, "runbook": checked.runbook,
-                                "parameters": checked.values}, indent=2, default=str), pol))
+        print(scrubber_for(pol).text(json.dumps({"ticket": ticket.id, "runbook": checked.runbook,
+                                                 "parameters": checked.values},
+                                                indent=2, default=str)))
     else:
         print("parameters:")
         width = max(len(k) for k in checked.values)
+        scrub = scrubber_for(pol)
         for k, v in checked.values.items():
-            print(scrub(f"  {k:<{width}}  {v!r}", pol))
+            print(scrub.text(f"  {k:<{width}}  {v!r}"))
         print(f"would run: fedcloud ticket run {ticket.id} (dry run; --approve to apply)")
     return 0
 
@@ -106,14 +111,15 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    from . import run_ticket
+    from .run import run_ticket
 
     try:
         pol = policy_mod.load(args.policy)
         if args.policy:  # the runbook's kernel reads the same policy
             os.environ["FEDCLOUD_POLICY"] = str(Path(args.policy).resolve())
         source, tid = source_from_args(args, pol)
-        outcome = run_ticket(source, tid, pol, approve=args.approve, operator=args.operator,
+        outcome = run_ticket(source, tid, pol, approve=args.approve,
+                             approve_plan=args.approve_plan, operator=args.operator,
                              cloud=args.cloud, comment=not args.no_comment, progress=True,
                              retire=({"snapshot": args.snapshot,
                                       "delete_volume": args.delete_volume}

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import yaml
 
 from ..errors import ParameterError, PolicyError
-from ..policy import Policy
+from ..site.policy import Policy
 from .sources import Ticket
 
 __all__ = ["TICKET_RUNBOOKS", "FORBIDDEN", "TicketRequest", "parse", "check"]

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import requests
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ParameterError, ServiceError
 
 __all__ = ["Ticket", "TicketSource", "FileSource", "PagureSource"]
 
@@ -137,12 +137,16 @@ class PagureSource:
                 detail = resp.json().get("error", "")
             except ValueError:
                 detail = ""
-            raise ConfigError(f"Pagure answered {resp.status_code} to {what}"
-                              + (f": {detail}" if detail else ""), status=resp.status_code)
+            text = f"Pagure answered {resp.status_code} to {what}" + (f": {detail}" if detail else "")
+            if resp.status_code == 404:  # no such issue: the operator gave a wrong number
+                raise ParameterError(text, status=resp.status_code)
+            if resp.status_code in (401, 403):  # the token is wrong or lacks a scope
+                raise ConfigError(text, status=resp.status_code)
+            raise ServiceError(text, status=resp.status_code)
         try:
             return resp.json()
         except ValueError as exc:
-            raise ConfigError(f"Pagure sent invalid JSON for {what}") from exc
+            raise ServiceError(f"Pagure sent invalid JSON for {what}") from exc
 
     def get(self, ticket_id: str) -> Ticket:
         what = f"reading issue {ticket_id} of {self.repo}"
@@ -150,7 +154,7 @@ class PagureSource:
             resp = self.session.get(self._issue_url(ticket_id), headers=self._headers(False),
                                     timeout=self.timeout)
         except requests.RequestException as exc:
-            raise ConfigError(f"Pagure at {self.url} cannot be reached: {exc}") from exc
+            raise ServiceError(f"Pagure at {self.url} cannot be reached: {exc}") from exc
         issue = self._check(resp, what)
         return Ticket(id=str(issue["id"]), title=issue.get("title", ""),
                       body=issue.get("content", ""),
@@ -165,5 +169,5 @@ class PagureSource:
                                      data={"comment": text}, headers=self._headers(True),
                                      timeout=self.timeout)
         except requests.RequestException as exc:
-            raise ConfigError(f"Pagure at {self.url} cannot be reached: {exc}") from exc
+            raise ServiceError(f"Pagure at {self.url} cannot be reached: {exc}") from exc
         self._check(resp, what)

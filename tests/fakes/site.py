@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from fedcloud_lib.policy import DEFAULT_POLICY_PATH
+from fedcloud_lib.site.policy import DEFAULT_POLICY_PATH
 
 ALICE_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx1Y2lkLWFsaWNlLWtleS1mb3ItZmVkY2xvdWQtdGVz "
              "alice@laptop")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fedcloud_lib.cloudlet import content, services
+from fedcloud_lib.cloudlet import content, supervisor
 from fedcloud_lib.cloudlet import verify as run_verify
 from fedcloud_lib.cloudlet.runner import run_playbook
 from fedcloud_lib.cloudlet.settings import settings_from_parameters
@@ -72,15 +72,15 @@ def test_verify_fails_naming_a_stopped_service_and_passes_again(admin_cloud, tmp
     """Stop glance: the cloudlet-verify runbook fails and names glance and its log;
     start it again: the runbook passes."""
     env = {"FEDCLOUD_OUTPUTS": str(tmp_path / "outputs")}
-    assert services.stop(only="glance-api", out=lambda _: None) == 0
+    assert supervisor.stop(only="glance-api", out=lambda _: None) == 0
     try:
         r = fedcloud("run", "cloudlet-verify", "-p", "workload", "false", env=env)
         out = r.stdout + r.stderr
         assert r.returncode != 0, out
         assert "[image]" in out and "/var/log/fedcloud/glance-api.log" in out, out
     finally:
-        assert services.start(only="glance-api", out=lambda _: None) == 0
-    assert services.wait_ports([9292]) == []
+        assert supervisor.start(only="glance-api", out=lambda _: None) == 0
+    assert supervisor.wait_ports([9292]) == []
     r = fedcloud("run", "cloudlet-verify", "-p", "workload", "false", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -93,7 +93,7 @@ def test_reinstall_changes_nothing():
 
 
 def test_status_shows_every_program_running():
-    states = {p.name: p.state for p in services.status()}
+    states = {p.name: p.state for p in supervisor.status()}
     assert set(states) >= {"mariadb", "rabbitmq", "keystone", "glance-api", "nova-compute-vm",
                            "nova-compute-cmp2", "neutron-linuxbridge-agent-cmp2", "cinder-volume"}
     assert set(states.values()) == {"RUNNING"}

@@ -12,10 +12,9 @@ import time
 import psutil
 import pytest
 
-from fedcloud_lib import policy as pol
 from fedcloud_lib import secgroups, tickets
-from tests.integration.instance_fixtures import (CLOUD, TOKEN, cloud_env, conn,  # noqa: F401
-                                                 request_body, snapshot)
+from fedcloud_lib.site import policy as pol
+from tests.integration.instance_fixtures import CLOUD, TOKEN, cloud_env, conn, request_body, snapshot  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fedcloud_lib.archive import Archive
+from fedcloud_lib.archive.index import Archive
 from tests.conftest import run_cli, start_cli
 
 pytestmark = pytest.mark.runbook
@@ -102,8 +102,10 @@ def test_dry_run_stops_after_plan_and_approve_applies(outputs):
     assert r.returncode == 0, r.stderr
     rec = record(only_run(outputs, "planner"))
     assert rec["status"] == "planned" and "applied" not in rec["results"]
-    assert rec["results"]["plan"][0] == {"action": "create", "kind": "server",
-                                         "name": "web01", "detail": ""}
+    assert rec["results"]["plan"]["steps"][0] == {"action": "create", "kind": "server",
+                                                  "name": "web01", "detail": "",
+                                                  "inputs": {"name": "web01"}}
+    assert rec["results"]["plan"]["run_id"] == rec["run_id"]
     r = run_cli("run", "planner", "--approve", "--no-progress")
     assert r.returncode == 0
     runs = json.loads(run_cli("runs", "list", "--json").stdout)
@@ -111,6 +113,69 @@ def test_dry_run_stops_after_plan_and_approve_applies(outputs):
     assert run_cli("run", "ok", "--approve").returncode == 0  # ok declares approve
     r = run_cli("run", "fail", "--approve")
     assert r.returncode == 2 and "declares no approve parameter" in r.stderr
+
+
+def _dry_run(facts_file: Path) -> str:
+    r = run_cli("run", "planner", "-p", "facts_file", str(facts_file), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    return r.stderr.split("run ", 1)[1].split(":", 1)[0]
+
+
+def test_a_recorded_plan_is_applied_exactly_and_the_pair_is_shown(outputs, tmp_path):
+    facts = tmp_path / "facts"
+    facts.write_text("web07")
+    planned = _dry_run(facts)
+    r = run_cli("run", "planner", "--approve-plan", planned, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    applied = json.loads(run_cli("runs", "list", "--status", "succeeded", "--json").stdout)[0]
+    rec = record(outputs / "planner" / applied["started"][:10] / applied["run_id"])
+    assert rec["results"]["applied"] == ["web07"] and rec["plan_of"] == planned
+    assert rec["results"]["approved_plan_of"] == planned
+    approved = json.loads((outputs / "planner" / applied["started"][:10] / applied["run_id"]
+                           / "inputs" / "approved-plan.json").read_text())
+    assert approved["run_id"] == planned and approved["steps"][0]["name"] == "web07"
+    shown = run_cli("runs", "show", planned).stdout
+    assert f"applied by run(s) {applied['run_id']}" in shown
+    assert f"applies the plan recorded by dry run {planned}" in run_cli(
+        "runs", "show", applied["run_id"]).stdout
+    assert run_cli("runs", "verify").returncode == 0
+    # a plan that was applied is not a dry run's plan any more: approving the applying run fails
+    r = run_cli("run", "planner", "--approve-plan", applied["run_id"], "--no-progress")
+    assert r.returncode == 2 and "only the plan of a dry run" in r.stderr
+
+
+def test_a_stale_plan_is_refused_and_nothing_is_done(outputs, tmp_path):
+    facts = tmp_path / "facts"
+    facts.write_text("web07")
+    planned = _dry_run(facts)
+    facts.write_text("web08")  # the cloud changed between the dry run and the approval
+    r = run_cli("run", "planner", "--approve-plan", planned, "--no-progress")
+    assert r.returncode == 1, r.stderr
+    assert "stale-plan" in r.stderr and "web07 became create server web08" in r.stderr
+    [stale] = json.loads(run_cli("runs", "list", "--status", "stale-plan", "--json").stdout)
+    rec = record(outputs / "planner" / stale["started"][:10] / stale["run_id"])
+    assert "applied" not in rec["results"]
+    assert rec["results"]["stale_plan"]["approved"][0]["name"] == "web07"
+    assert rec["results"]["stale_plan"]["current"][0]["name"] == "web08"
+
+
+def test_approving_a_plan_needs_a_verified_archive_and_the_same_parameters(outputs, tmp_path):
+    facts = tmp_path / "facts"
+    facts.write_text("web07")
+    planned = _dry_run(facts)
+    r = run_cli("run", "planner", "--approve-plan", planned, "-p", "facts_file", "/elsewhere")
+    assert r.returncode == 2 and "facts_file: '/elsewhere' differs" in r.stderr
+    r = run_cli("run", "ok", "--approve-plan", planned)
+    assert r.returncode == 2 and "is a run of planner, not of ok" in r.stderr
+    r = run_cli("run", "planner", "--approve-plan", "no-such-run")
+    assert r.returncode == 2 and "no archived run" in r.stderr
+    # the reviewed plan was edited in the archive: the chain no longer verifies
+    [folder] = list(outputs.glob(f"planner/*/{planned}"))
+    nb = folder / "notebook.ipynb"
+    nb.write_text(nb.read_text().replace("web07", "web66"))
+    r = run_cli("run", "planner", "--approve-plan", planned, "--no-progress")
+    assert r.returncode == 1 and "does not verify" in r.stderr and "notebook.ipynb" in r.stderr
+    assert json.loads(run_cli("runs", "list", "--status", "succeeded", "--json").stdout) == []
 
 
 def test_secrets_never_reach_the_archive(outputs, tmp_path):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from fedcloud_lib.accounts import FasjsonClient, UnknownUser
-from fedcloud_lib.errors import ConfigError
+from fedcloud_lib.errors import ConfigError, ServiceError
+from fedcloud_lib.site.accounts import FasjsonClient, UnknownUser
 from tests.fakes.fasjson import FakeFasjson
 
 pytestmark = pytest.mark.unit
@@ -38,17 +38,18 @@ def test_unknown_user_and_empty_account(fas):
     assert bob.sshpubkeys == () and bob.email is None and bob.groups == ()
 
 
-def test_unreachable_account_system_is_a_config_error():
+def test_unreachable_account_system_is_a_service_error_not_bad_input():
     with FakeFasjson() as f:
         url = f.url
-    with pytest.raises(ConfigError, match="cannot be reached"):
+    with pytest.raises(ServiceError, match="cannot be reached") as e:
         FasjsonClient(url, timeout=2).account("alice")
+    assert e.value.exit_code == 4
 
 
 def test_policy_chooses_the_client_auth(fas):
     from types import SimpleNamespace
 
-    from fedcloud_lib.accounts import client_for
+    from fedcloud_lib.site.accounts import client_for
 
     plain = client_for(SimpleNamespace(fasjson_url=fas.url, fasjson_timeout_s=5,
                                        fasjson_auth="none"))

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from fedcloud_lib.archive import Archive
+from fedcloud_lib.archive.index import Archive
 from fedcloud_lib.errors import ArchiveError
 
 pytestmark = pytest.mark.unit
@@ -66,7 +66,7 @@ def test_edited_file_is_detected_naming_run_and_file(tmp_path):
 
 
 def test_edited_file_and_manifest_is_still_detected(tmp_path):
-    from fedcloud_lib.archive import compute_manifest, manifest_text
+    from fedcloud_lib.archive.files import compute_manifest, manifest_text
 
     arch, ids = make_runs(tmp_path)
     folder = arch.find("run1").path

@@ -5,9 +5,10 @@ import dataclasses
 
 import pytest
 
-from fedcloud_lib import mail
-from fedcloud_lib.errors import ConfigError
-from fedcloud_lib.policy import MailSettings
+from fedcloud_lib.errors import ConfigError, ServiceError
+from fedcloud_lib.instance import notify
+from fedcloud_lib.site import mail
+from fedcloud_lib.site.policy import MailSettings
 from tests.fakes.smtp import LocalSmtp
 
 pytestmark = pytest.mark.unit
@@ -17,7 +18,7 @@ def test_instance_mail_reaches_requester_and_admins():
     with LocalSmtp() as smtp:
         settings = MailSettings(host="127.0.0.1", port=smtp.port, sender="fedcloud@example.test",
                                 admins=("admin@example.test",))
-        body = mail.instance_ready_body(
+        body = notify.instance_ready_body(
             requester="Alice", ticket="42", name="web-1", address="10.0.0.5", login_user="fedora",
             instance_class="qa", flavor="m1.small", image="fedora-cloud-test",
             expires_at="2026-12-01T00:00:00Z", volume="10 GiB on /srv", run_id="RUN1")
@@ -45,10 +46,11 @@ def test_login_needs_the_password_from_the_environment(monkeypatch):
     assert smtp.messages == []
 
 
-def test_unreachable_relay_is_a_config_error():
+def test_unreachable_relay_is_a_service_error():
     with LocalSmtp() as smtp:
         port = smtp.port
     settings = MailSettings(host="127.0.0.1", port=port, sender="f@example.test", timeout_s=2)
     msg = mail.compose(settings, to=["a@example.test"], subject="s", body="b")
-    with pytest.raises(ConfigError, match="failed"):
+    with pytest.raises(ServiceError, match="failed") as e:
         mail.send(dataclasses.replace(settings), msg)
+    assert e.value.exit_code == 4

@@ -1,8 +1,7 @@
 import pytest
 
 from fedcloud_lib.errors import ParameterError, RunbookError
-from fedcloud_lib.params import (load_value_files, parse_override, parse_parameters_cell,
-                                 validate_values)
+from fedcloud_lib.params import load_value_files, parse_override, parse_parameters_cell, validate_values
 
 pytestmark = pytest.mark.unit
 

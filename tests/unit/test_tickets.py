@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from fedcloud_lib import policy as pol
 from fedcloud_lib import tickets
 from fedcloud_lib.errors import ConfigError, FedcloudError, ParameterError, PolicyError
+from fedcloud_lib.site import policy as pol
 from fedcloud_lib.tickets import cli as ticket_cli
 from tests.fakes.fasjson import FakeFasjson
 from tests.fakes.pagure import FakePagure
@@ -143,7 +143,7 @@ def test_pagure_source_reads_issue_and_posts_comment(monkeypatch):
         monkeypatch.setenv("PAGURE_API_TOKEN", "s3cr3t-token")
         src.comment("77", "hello")
         assert pagure.comments(77) == ["hello"]
-        with pytest.raises(ConfigError, match="404"):
+        with pytest.raises(ParameterError, match="404"):  # no such issue: a wrong number
             src.get("78")
 
 
@@ -151,7 +151,7 @@ class StubEngine:
     """The engine's contract (validate is the real one), recording what would run."""
 
     def __init__(self, status="planned"):
-        from fedcloud_lib import engine
+        from fedcloud_lib.run import values as engine
 
         self.validate = engine.validate
         self.status = status

@@ -1,4 +1,4 @@
-"""The local cloudlet's programs under supervisord: facts, start, stop, status.
+"""The local cloudlet's programs under supervisord: facts, start, stop, status, memory.
 
 Programs are defined by the install playbook in /etc/supervisor/conf.d/fedcloud.conf
 (autostart=false).  ``start`` brings up supervisord and then the programs in dependency
@@ -19,57 +19,15 @@ from typing import Callable
 
 from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
 
-from fedcloud_lib.errors import ConfigError, FedcloudError
+from ..errors import ConfigError, FedcloudError
+from .programs import PHASES, log_of, match, program_for_queue
 
-from .settings import CONTROLLER_PROGRAMS, LOG_DIR
+__all__ = ["SUPERVISOR_CONF", "PROGRAMS_CONF", "ProgramState", "status", "start", "stop",
+           "memory_mb", "installed", "supervisord_running", "wait_ports", "require_installed",
+           "parallel", "port_open"]
 
 SUPERVISOR_CONF = Path("/etc/supervisor/supervisord.conf")
 PROGRAMS_CONF = Path("/etc/supervisor/conf.d/fedcloud.conf")
-
-# start phases: programs and the loopback ports that must answer before the next phase
-PHASES: list[tuple[str, list[str], list[int]]] = [
-    ("database and message queue", ["mariadb", "rabbitmq"], [3306, 5672]),
-    ("identity", ["keystone"], [5000]),
-    ("control services", ["glance-api", "placement-api", "nova-api", "nova-conductor",
-                          "nova-scheduler", "neutron-server", "cinder-api", "cinder-scheduler"],
-     [9292, 8778, 8774, 9696, 8776]),
-    # after cinder-scheduler: cinder-volume reports its backend when it starts, and a
-    # scheduler that is not listening yet would know no backend for a minute
-    ("volume and compute", ["cinder-volume", "neutron-linuxbridge-agent-*", "nova-compute-*"], []),
-]
-
-# OpenStack service (as the APIs name it) -> program name pattern
-SERVICE_PROGRAMS = {
-    "keystone": "keystone", "identity": "keystone",
-    "glance": "glance-api", "image": "glance-api",
-    "placement": "placement-api",
-    "nova": "nova-api", "compute": "nova-api",
-    "nova-api": "nova-api", "nova-conductor": "nova-conductor", "nova-scheduler": "nova-scheduler",
-    "neutron": "neutron-server", "network": "neutron-server",
-    "cinder": "cinder-api", "volume": "cinder-api", "volumev3": "cinder-api",
-    "block-storage": "cinder-api", "cinder-scheduler": "cinder-scheduler",
-    "cinder-volume": "cinder-volume", "mariadb": "mariadb", "rabbitmq": "rabbitmq",
-}
-
-
-def log_of(program: str) -> str:
-    """Where a program logs (its own log file; keystone and the infra log elsewhere)."""
-    special = {"keystone": "/var/log/keystone/keystone-wsgi-public.log (and "
-                           f"{LOG_DIR}/keystone.stdout.log)",
-               "mariadb": f"{LOG_DIR}/mariadb.stdout.log",
-               "rabbitmq": f"{LOG_DIR}/rabbitmq.stdout.log (and /var/log/rabbitmq/)",
-               "placement-api": f"{LOG_DIR}/placement-api.log"}
-    return special.get(program, f"{LOG_DIR}/{program}.log")
-
-
-def program_for(service: str, host: str | None = None) -> str:
-    """Program name of an OpenStack service binary on a (compute) host."""
-    if service in ("nova-compute",) and host:
-        return f"nova-compute-{host}"
-    if service.startswith("neutron-linuxbridge-agent") and host:
-        return f"neutron-linuxbridge-agent-{host}"
-    return SERVICE_PROGRAMS.get(service, service)
-
 
 @dataclass(frozen=True)
 class ProgramState:
@@ -113,7 +71,7 @@ def status() -> list[ProgramState]:
     return out
 
 
-def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):
             return True
@@ -126,7 +84,7 @@ def wait_ports(ports: list[int], timeout: float = 120, host: str = "127.0.0.1") 
     @retry(stop=stop_after_delay(timeout), wait=wait_fixed(1),
            retry=retry_if_result(lambda missing: bool(missing)))
     def _check() -> list[int]:
-        return [p for p in ports if not _port_open(p, host)]
+        return [p for p in ports if not port_open(p, host)]
 
     try:
         return _check()
@@ -161,13 +119,13 @@ def start(only: str | None = None, out: Callable[[str], None] = print) -> int:
     known = {p.name for p in status()}
     rc = 0
     for title, progs, ports in PHASES:
-        names = [n for pat in progs for n in sorted(known) if _match(pat, n)]
+        names = [n for pat in progs for n in sorted(known) if match(pat, n)]
         if only:
             names = [n for n in names if n == only]
             ports = []
         if not names:
             continue
-        lines = _parallel("start", names)
+        lines = parallel("start", names)
         bad = [ln for ln in lines if not re.search(r": started$|already started", ln)]
         if bad:
             rc = 1
@@ -190,12 +148,6 @@ def start(only: str | None = None, out: Callable[[str], None] = print) -> int:
             out(f"[{time.monotonic() - t0:5.1f}s] ready: every service listens on its RPC queue")
     out(f"started in {time.monotonic() - t0:.1f}s" if rc == 0 else "some programs did not start")
     return rc
-
-
-def program_for_queue(queue: str) -> str:
-    if queue.startswith("compute."):
-        return "nova-compute-" + queue.split(".", 1)[1]
-    return {"conductor": "nova-conductor", "scheduler": "nova-scheduler"}.get(queue, queue)
 
 
 def rpc_consumers() -> dict[str, int]:
@@ -223,7 +175,7 @@ def wait_rpc_consumers(queues: list[str], timeout: float = 180) -> list[str]:
         return exc.last_attempt.result()
 
 
-def _parallel(action: str, names: list[str]) -> list[str]:
+def parallel(action: str, names: list[str]) -> list[str]:
     """Run ``supervisorctl <action> NAME`` for all names at once (one start waits
     startsecs; starting a group one by one would add those waits up)."""
     procs = [subprocess.Popen(["supervisorctl", "-c", str(SUPERVISOR_CONF), action, n],
@@ -261,10 +213,6 @@ def _wait_supervisord(timeout: float = 30) -> bool:
         return False
 
 
-def _match(pattern: str, name: str) -> bool:
-    return name == pattern or (pattern.endswith("*") and name.startswith(pattern[:-1]))
-
-
 def stop(only: str | None = None, out: Callable[[str], None] = print) -> int:
     """Stop programs in reverse start order (services before databases), then supervisord."""
     if not supervisord_running():
@@ -280,9 +228,9 @@ def stop(only: str | None = None, out: Callable[[str], None] = print) -> int:
         out(r.stdout.strip())
         return 0 if r.returncode == 0 else 1
     for title, progs, _ in reversed(PHASES):
-        names = [n for pat in progs for n in sorted(known) if _match(pat, n)]
+        names = [n for pat in progs for n in sorted(known) if match(pat, n)]
         if names:
-            for ln in _parallel("stop", names):
+            for ln in parallel("stop", names):
                 if not re.search(r": stopped$|not running", ln):
                     out(f"  {ln}")
             out(f"[{time.monotonic() - t0:5.1f}s] stopped {title}")
@@ -332,55 +280,3 @@ def require_installed() -> None:
     if not installed():
         raise ConfigError(f"the local cloudlet is not installed ({PROGRAMS_CONF} missing): "
                           "run `make cloudlet` or the cloudlet-install runbook")
-
-
-__all__ = ["PHASES", "ProgramState", "status", "start", "stop", "memory_mb", "log_of",
-           "program_for", "installed", "supervisord_running", "wait_ports", "CONTROLLER_PROGRAMS"]
-
-
-DATABASES = ("keystone", "glance", "placement", "nova_api", "nova", "nova_cell0", "neutron", "cinder")
-WIPE_PATHS = (
-    "/var/lib/fedcloud/done", "/var/lib/fedcloud/runner", str(PROGRAMS_CONF),
-    "/etc/keystone/fernet-keys", "/etc/keystone/credential-keys",
-    "/var/lib/glance/images", "/var/lib/cinder/fedcloud-fake", "/var/lib/rabbitmq/mnesia",
-    "/var/lib/nova/instances",
-)
-
-
-def wipe(cloudlet: str = "testing", out: Callable[[str], None] = print) -> int:
-    """Back to 'packages installed, nothing configured' (for install-from-nothing tests):
-    stop the services (before the databases: DROP DATABASE waits on their connections),
-    drop the OpenStack databases, remove state, keys, images, the programs file, the
-    secrets file and fedcloud's clouds.yaml entries.  Packages stay."""
-    import yaml
-
-    from .content import CLOUDS_YAML
-    from .settings import SECRETS_DIR
-
-    if supervisord_running():
-        known = {p.name for p in status()}
-        for _, progs, _ in reversed(PHASES[1:]):
-            names = [n for pat in progs for n in sorted(known) if _match(pat, n)]
-            if names:
-                _parallel("stop", names)
-        if "mariadb" in known and _port_open(3306):
-            drop = " ".join(f"DROP DATABASE IF EXISTS {d};" for d in DATABASES)
-            subprocess.run(["mysql", "-e", drop], check=False, timeout=120)
-            out("dropped the OpenStack databases")
-        stop(out=out)
-    for p in WIPE_PATHS:
-        path = Path(p)
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
-            path.unlink()
-    (SECRETS_DIR / f"{cloudlet}.yaml").unlink(missing_ok=True)
-    if CLOUDS_YAML.exists():
-        data = yaml.safe_load(CLOUDS_YAML.read_text()) or {}
-        clouds = {k: v for k, v in (data.get("clouds") or {}).items() if not k.startswith("fedcloud-")}
-        if clouds:
-            CLOUDS_YAML.write_text(yaml.safe_dump({**data, "clouds": clouds}))
-        else:
-            CLOUDS_YAML.unlink()
-    out("wiped: packages remain; run the cloudlet-install runbook to install again")
-    return 0

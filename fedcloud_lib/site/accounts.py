@@ -15,9 +15,13 @@ from typing import Any
 
 import requests
 
-from .errors import ConfigError, PolicyError
+from ..context import run_input
+from ..errors import ConfigError, PolicyError, ServiceError
 
-__all__ = ["Account", "FasjsonClient", "UnknownUser", "client_for"]
+__all__ = ["Account", "FasjsonClient", "UnknownUser", "client_for", "account_for", "ACCOUNTS_INPUT"]
+
+#: the run input under which the engine hands a run the accounts its caller already read
+ACCOUNTS_INPUT = "accounts"
 
 
 class UnknownUser(PolicyError):
@@ -26,6 +30,8 @@ class UnknownUser(PolicyError):
 
 @dataclass(frozen=True)
 class Account:
+    """What the SOPs need of a user: mail addresses, ssh public keys, groups."""
+
     username: str
     emails: tuple[str, ...]
     sshpubkeys: tuple[str, ...]
@@ -35,6 +41,27 @@ class Account:
     @property
     def email(self) -> str | None:
         return self.emails[0] if self.emails else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"username": self.username, "emails": list(self.emails),
+                "sshpubkeys": list(self.sshpubkeys), "groups": list(self.groups),
+                "human_name": self.human_name}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Account":
+        return cls(username=d["username"], emails=tuple(d.get("emails") or ()),
+                   sshpubkeys=tuple(d.get("sshpubkeys") or ()), groups=tuple(d.get("groups") or ()),
+                   human_name=d.get("human_name") or "")
+
+
+def account_for(policy: Any, username: str, client: "FasjsonClient | None" = None) -> Account:
+    """``username``'s account: the one the caller of this run already read (a ticket run
+    hands it in, so the account system is asked once per run), else from the account
+    system the policy names."""
+    handed = run_input(ACCOUNTS_INPUT)
+    if isinstance(handed, dict) and isinstance(handed.get(username), dict):
+        return Account.from_dict(handed[username])
+    return (client or client_for(policy)).account(username)
 
 
 def client_for(policy: Any) -> "FasjsonClient":
@@ -68,18 +95,18 @@ class FasjsonClient:
                                     timeout=self.timeout,
                                     headers={"Accept": "application/json"})
         except requests.RequestException as exc:
-            raise ConfigError(f"the account system at {self.url} cannot be reached: {exc}",
-                              url=self.url) from exc
+            raise ServiceError(f"the account system at {self.url} cannot be reached: {exc}",
+                               url=self.url) from exc
 
     def _result(self, resp: requests.Response, what: str) -> Any:
         if resp.status_code != 200:
-            raise ConfigError(f"the account system answered {resp.status_code} for {what}",
-                              url=resp.url, status=resp.status_code)
+            raise ServiceError(f"the account system answered {resp.status_code} for {what}",
+                               url=resp.url, status=resp.status_code)
         try:
             return resp.json()
         except ValueError as exc:
-            raise ConfigError(f"the account system sent invalid JSON for {what}",
-                              url=resp.url) from exc
+            raise ServiceError(f"the account system sent invalid JSON for {what}",
+                               url=resp.url) from exc
 
     def _paged(self, path: str, what: str) -> list[Any]:
         out: list[Any] = []

@@ -28,16 +28,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ArchiveError
+import psutil
+
+from ..config import settings
+from ..errors import ArchiveError
+from .files import MANIFEST, compute_manifest, manifest_text, parse_manifest, write_private
 
 __all__ = ["Archive", "RunEntry", "Problem", "GENESIS", "MANIFEST"]
 
 GENESIS = "0" * 64
-MANIFEST = "MANIFEST.sha256"
 RECORD = "record.json"
 _COLUMNS = ("seq", "run_id", "runbook", "path", "operator", "host", "cloud", "ticket",
             "status", "exit_code", "started", "ended", "duration", "error", "results",
-            "manifest", "manifest_hash", "prev_hash", "entry_hash")
+            "manifest", "manifest_hash", "prev_hash", "entry_hash", "plan_of")
 _INSERT = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -45,7 +48,7 @@ CREATE TABLE IF NOT EXISTS runs (
     path TEXT NOT NULL, operator TEXT, host TEXT, cloud TEXT, ticket TEXT, status TEXT,
     exit_code INTEGER, started TEXT, ended TEXT, duration REAL, error TEXT, results TEXT,
     manifest TEXT NOT NULL, manifest_hash TEXT NOT NULL, prev_hash TEXT NOT NULL,
-    entry_hash TEXT NOT NULL);
+    entry_hash TEXT NOT NULL, plan_of TEXT);
 CREATE INDEX IF NOT EXISTS runs_runbook ON runs(runbook);
 CREATE INDEX IF NOT EXISTS runs_ticket ON runs(ticket);
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
@@ -75,6 +78,7 @@ class RunEntry:
     manifest_hash: str
     prev_hash: str
     entry_hash: str
+    plan_of: str | None = None  # the dry run whose recorded plan this run applied
 
 
 @dataclass(frozen=True)
@@ -89,50 +93,17 @@ class Problem:
         return f"{self.run_id}: {self.kind}: {self.detail}"
 
 
-def _sha256_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with p.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def compute_manifest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): _sha256_file(p)
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
-
-
-def manifest_text(manifest: dict[str, str]) -> str:
-    return "".join(f"{h}  {name}\n" for name, h in sorted(manifest.items()))
-
-
-def parse_manifest(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        h, _, name = line.partition("  ")
-        if name:
-            out[name] = h
-    return out
-
-
 def entry_hash(*, seq: int, run_id: str, path: str, manifest_hash: str, prev_hash: str,
                runbook: str, status: str, started: str, ended: str | None,
-               operator: str | None, ticket: str | None, cloud: str | None) -> str:
-    payload = json.dumps({"seq": seq, "run_id": run_id, "path": path,
-                          "manifest_hash": manifest_hash, "prev": prev_hash, "runbook": runbook,
-                          "status": status, "started": started, "ended": ended,
-                          "operator": operator, "ticket": ticket, "cloud": cloud},
-                         sort_keys=True, separators=(",", ":"))
+               operator: str | None, ticket: str | None, cloud: str | None,
+               plan_of: str | None = None) -> str:
+    fields = {"seq": seq, "run_id": run_id, "path": path, "manifest_hash": manifest_hash,
+              "prev": prev_hash, "runbook": runbook, "status": status, "started": started,
+              "ended": ended, "operator": operator, "ticket": ticket, "cloud": cloud}
+    if plan_of is not None:  # absent from entries made before plans could be approved
+        fields["plan_of"] = plan_of
+    payload = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file readable by its owner only, atomically (write then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _pid_alive(pid: int | None, create_time: float | None, host: str | None) -> bool:
@@ -141,8 +112,6 @@ def _pid_alive(pid: int | None, create_time: float | None, host: str | None) -> 
     if not pid:
         return False
     try:
-        import psutil
-
         p = psutil.Process(pid)
         return create_time is None or abs(p.create_time() - create_time) < 1.0
     except Exception:  # psutil.NoSuchProcess, AccessDenied, ...
@@ -152,8 +121,6 @@ def _pid_alive(pid: int | None, create_time: float | None, host: str | None) -> 
 class Archive:
     def __init__(self, outputs: Path | None = None):
         if outputs is None:
-            from .config import settings
-
             outputs = settings().outputs
         self.root = Path(outputs)
         self.db_path = self.root / "index.sqlite"
@@ -169,6 +136,9 @@ class Archive:
         try:
             os.chmod(self.db_path, 0o600)
             con.executescript(_SCHEMA)
+            cols = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+            if "plan_of" not in cols:  # an index made before plans could be approved
+                con.execute("ALTER TABLE runs ADD COLUMN plan_of TEXT")
             yield con
         finally:
             con.close()
@@ -226,13 +196,13 @@ class Archive:
                         prev_hash=prev, runbook=record["runbook"], status=record["status"],
                         started=record["started"], ended=record.get("ended"),
                         operator=record.get("operator"), ticket=record.get("ticket"),
-                        cloud=record.get("cloud"))
+                        cloud=record.get("cloud"), plan_of=record.get("plan_of"))
         return (seq, record["run_id"], record["runbook"], rel, record.get("operator"),
                 record.get("host"), record.get("cloud"), record.get("ticket"), record["status"],
                 record.get("exit_code"), record["started"], record.get("ended"),
                 record.get("duration"), record.get("error"),
                 json.dumps(record.get("results") or {}, sort_keys=True),
-                json.dumps(manifest, sort_keys=True), mhash, prev, eh)
+                json.dumps(manifest, sort_keys=True), mhash, prev, eh, record.get("plan_of"))
 
     # ------------------------------------------------------------------ reading
     def list(self, *, runbook: str | None = None, ticket: str | None = None,
@@ -302,10 +272,23 @@ class Archive:
         return done
 
     # ------------------------------------------------------------------ verification
-    def verify(self) -> list[Problem]:
-        """Check every index entry, its folder and the chain; return what is wrong."""
+    def applied_by(self, run_id: str) -> list[RunEntry]:
+        """The runs that applied the plan recorded by ``run_id``."""
+        with self._db() as con:
+            return [self._row_to_entry(r) for r in con.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE plan_of = ? ORDER BY seq",
+                (run_id,))]
+
+    def verify(self, upto: int | None = None) -> list[Problem]:
+        """Check every index entry, its folder and the chain; return what is wrong.
+
+        ``upto``: check only the entries up to that sequence number (and the chain that
+        leads to it), e.g. before trusting what that run recorded.
+        """
         problems: list[Problem] = []
         entries = self.list()
+        if upto is not None:
+            entries = [e for e in entries if e.seq <= upto]
         on_disk = {str(f.relative_to(self.root)): f for f in self.folders()}
         by_seq_on_disk = {}
         for rel, f in on_disk.items():
@@ -330,13 +313,18 @@ class Archive:
                                     manifest_hash=e.manifest_hash, prev_hash=e.prev_hash,
                                     runbook=e.runbook, status=e.status, started=e.started,
                                     ended=e.ended, operator=e.operator, ticket=e.ticket,
-                                    cloud=e.cloud)
+                                    cloud=e.cloud, plan_of=e.plan_of)
             if recomputed != e.entry_hash:
                 problems.append(Problem(e.run_id, "index entry edited",
                                         f"entry #{e.seq}'s fields do not match its hash"))
             problems += self._verify_folder(e)
             on_disk.pop(str(e.path.relative_to(self.root)), None)
             prev_hash, expected_seq = e.entry_hash, e.seq + 1
+        if upto is not None:
+            if expected_seq <= upto:
+                problems.append(Problem(f"run #{upto}", "removed from index",
+                                        f"entries #{expected_seq}..#{upto} are missing"))
+            return problems
         for rel, folder in on_disk.items():
             try:
                 rec = self.read_record(folder)
@@ -424,7 +412,7 @@ class Archive:
             mhash = hashlib.sha256(mtext.encode()).hexdigest()
             values = self._values(rec, rel, listed, mhash, seq, rec["chain"].get("prev", ""))
             rows.append(values)
-            prev, expected = values[-1], seq + 1
+            prev, expected = values[_COLUMNS.index("entry_hash")], seq + 1
         with self._write() as con:
             con.execute("DELETE FROM runs")
             con.executemany(_INSERT, rows)

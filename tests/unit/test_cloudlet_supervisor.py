@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from fedcloud_lib.cloudlet import services
+from fedcloud_lib.cloudlet import programs, supervisor
 
 pytestmark = pytest.mark.unit
 
@@ -17,34 +17,34 @@ nova-compute-cmp2                FATAL     Exited too quickly (process log may h
 
 
 def test_status_parses_supervisorctl(monkeypatch):
-    monkeypatch.setattr(services, "supervisord_running", lambda: True)
-    monkeypatch.setattr(services, "_ctl", lambda *a, **k: subprocess.CompletedProcess(a, 3, STATUS, ""))
-    rows = services.status()
+    monkeypatch.setattr(supervisor, "supervisord_running", lambda: True)
+    monkeypatch.setattr(supervisor, "_ctl", lambda *a, **k: subprocess.CompletedProcess(a, 3, STATUS, ""))
+    rows = supervisor.status()
     assert [(r.name, r.state) for r in rows] == [("cinder-api", "RUNNING"), ("glance-api", "STOPPED"),
                                                  ("nova-compute-cmp2", "FATAL")]
     assert rows[2].row()["log"] == "/var/log/fedcloud/nova-compute-cmp2.log"
 
 
 def test_status_is_empty_without_supervisord(monkeypatch):
-    monkeypatch.setattr(services, "supervisord_running", lambda: False)
-    assert services.status() == []
+    monkeypatch.setattr(supervisor, "supervisord_running", lambda: False)
+    assert supervisor.status() == []
 
 
 def test_start_on_a_bare_machine_says_what_to_do(monkeypatch, tmp_path):
-    monkeypatch.setattr(services, "PROGRAMS_CONF", tmp_path / "absent.conf")
+    monkeypatch.setattr(supervisor, "PROGRAMS_CONF", tmp_path / "absent.conf")
     lines = []
-    assert services.start(out=lines.append) == 2
+    assert supervisor.start(out=lines.append) == 2
     assert "make cloudlet" in lines[0]
 
 
 def test_phases_put_databases_first_and_volume_after_its_scheduler():
-    order = [p for _, progs, _ in services.PHASES for p in progs]
+    order = [p for _, progs, _ in programs.PHASES for p in progs]
     assert order[:2] == ["mariadb", "rabbitmq"]
     assert order.index("keystone") < order.index("glance-api")
     assert order.index("cinder-scheduler") < order.index("cinder-volume")
     assert order[-1] == "nova-compute-*"
-    assert services._match("nova-compute-*", "nova-compute-cmp2")
-    assert not services._match("nova-compute-*", "nova-conductor")
+    assert programs.match("nova-compute-*", "nova-compute-cmp2")
+    assert not programs.match("nova-compute-*", "nova-conductor")
 
 
 @pytest.mark.parametrize("service, host, program", [
@@ -54,8 +54,8 @@ def test_phases_put_databases_first_and_volume_after_its_scheduler():
     ("block-storage", None, "cinder-api"), ("identity", None, "keystone"),
 ])
 def test_service_to_program_and_log(service, host, program):
-    assert services.program_for(service, host) == program
-    assert services.log_of(program).startswith(("/var/log/fedcloud/", "/var/log/keystone/"))
+    assert programs.program_for(service, host) == program
+    assert programs.log_of(program).startswith(("/var/log/fedcloud/", "/var/log/keystone/"))
 
 
 CHILD = "import sys, time; x = bytearray(64 << 20); print('ready', flush=True); time.sleep(30)"
@@ -65,18 +65,18 @@ def test_process_tree_memory_counts_this_process_and_its_children():
     import subprocess
     import sys
 
-    alone = services._tree_pss_kb(os.getpid())
+    alone = supervisor._tree_pss_kb(os.getpid())
     assert alone > 1000
     child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"  # its 64 MiB are touched
-        assert services._tree_pss_kb(os.getpid()) >= alone + 60 * 1024
+        assert supervisor._tree_pss_kb(os.getpid()) >= alone + 60 * 1024
     finally:
         child.kill()
         child.wait()
-    assert services._tree_pss_kb(child.pid) == 0  # a process that is gone counts nothing
+    assert supervisor._tree_pss_kb(child.pid) == 0  # a process that is gone counts nothing
 
 
 def test_rpc_queue_names_map_to_programs():
-    assert services.program_for_queue("compute.cmp2") == "nova-compute-cmp2"
-    assert services.program_for_queue("conductor") == "nova-conductor"
+    assert programs.program_for_queue("compute.cmp2") == "nova-compute-cmp2"
+    assert programs.program_for_queue("conductor") == "nova-conductor"

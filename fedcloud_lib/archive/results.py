@@ -15,15 +15,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ArchiveError, RunbookError
+from ..errors import ArchiveError, RunbookError
+from .index import Archive
 
-__all__ = ["RECORD_MIME", "record", "to_jsonable", "collect_results", "read_results",
-           "current_run", "CurrentRun"]
+__all__ = ["RECORD_MIME", "record", "to_jsonable", "collect_results", "read_results"]
 
 RECORD_MIME = "application/vnd.fedcloud.record+json"
 
@@ -40,6 +38,8 @@ def to_jsonable(value: Any) -> Any:
         return json.loads(value.to_json(date_format="iso"))
 
     def default(o: Any) -> Any:
+        if hasattr(o, "to_dict") and callable(o.to_dict):  # our records, SDK resources
+            return o.to_dict()
         if dataclasses.is_dataclass(o) and not isinstance(o, type):
             return dataclasses.asdict(o)
         if isinstance(o, (_dt.datetime, _dt.date)):
@@ -50,8 +50,6 @@ def to_jsonable(value: Any) -> Any:
             return str(o)
         if hasattr(o, "item") and callable(o.item):  # numpy scalars
             return o.item()
-        if hasattr(o, "to_dict") and callable(o.to_dict):  # openstacksdk resources
-            return o.to_dict()
         raise TypeError(f"{type(o).__name__} is not JSON-able")
 
     try:
@@ -74,6 +72,9 @@ def record(name: str, value: Any) -> Any:
             bundle["text/plain"] = f"{name}:\n{value.to_string(index=False)}"
     except ImportError:  # pragma: no cover
         pass
+    if "text/html" not in bundle and callable(getattr(value, "_repr_html_", None)):
+        bundle["text/html"] = value._repr_html_()  # a Plan shows as its table
+        bundle["text/plain"] = f"{name}:\n{value}"
     if "text/plain" not in bundle:
         text = json.dumps(data, indent=1, default=str)
         bundle["text/plain"] = f"{name} = {text if len(text) < 2000 else text[:2000] + ' ...'}"
@@ -99,8 +100,6 @@ def collect_results(nb) -> dict:
 
 def read_results(run_id: str, outputs: Path | None = None) -> dict:
     """The results recorded by an archived run."""
-    from .archive import Archive
-
     run = Archive(outputs).find(run_id)
     nb_path = run.path / "notebook.ipynb"
     try:
@@ -108,21 +107,3 @@ def read_results(run_id: str, outputs: Path | None = None) -> dict:
     except (OSError, ValueError) as e:
         raise ArchiveError(f"run {run_id}: cannot read {nb_path}: {e}", run_id=run_id) from e
     return nb.get("metadata", {}).get("fedcloud", {}).get("results", {})
-
-
-@dataclass(frozen=True)
-class CurrentRun:
-    run_id: str | None
-    runbook: str | None
-    operator: str | None
-    cloud: str | None
-    run_dir: Path | None
-
-
-def current_run() -> CurrentRun:
-    """Who and what this run is (from the environment the engine gives the kernel)."""
-    env = os.environ.get
-    return CurrentRun(run_id=env("FEDCLOUD_RUN_ID"), runbook=env("FEDCLOUD_RUNBOOK"),
-                      operator=env("FEDCLOUD_OPERATOR") or env("USER") or None,
-                      cloud=env("OS_CLOUD"),
-                      run_dir=Path(env("FEDCLOUD_RUN_DIR")) if env("FEDCLOUD_RUN_DIR") else None)

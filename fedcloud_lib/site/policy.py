@@ -4,13 +4,11 @@ The file is checked against :data:`SCHEMA` (jsonschema) and then for the rules a
 cannot say (a class's default image must be one of its images, ...).  Every problem is
 reported at once, each line naming the field, the value and what is allowed.
 
-:func:`check_request` applies the policy to an instance request (class, name, flavor,
-image, volume, expiry) without touching the cloud or the account system;
-:func:`check_requester` applies the group rules to an account fetched from FASJSON.
+What the policy means for one SOP's request is that SOP's business (e.g.
+:mod:`fedcloud_lib.instance.request`).
 """
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ from typing import Any, Mapping
 import jsonschema
 import yaml
 
-from .errors import ConfigError, PolicyError
+from ..errors import ConfigError, PolicyError
 
 __all__ = [
     "DEFAULT_POLICY_PATH",
@@ -32,16 +30,13 @@ __all__ = [
     "TicketSettings",
     "RootKey",
     "Policy",
-    "InstanceRequest",
     "load",
+    "from_dict",
     "policy_path",
-    "check_request",
-    "check_requester",
-    "parse_expiry",
     "DNS_LABEL",
 ]
 
-DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[1] / "parameters" / "policy.yaml"
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[2] / "parameters" / "policy.yaml"
 DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 _name = {"type": "string", "minLength": 1}
@@ -320,150 +315,3 @@ def from_dict(data: Any, source: str = "<policy>") -> Policy:
                           timeout_s=float(m.get("timeout_s", 30))),
         tickets=TicketSettings(**{k: v for k, v in t.items()}),
     )
-
-
-# --------------------------------------------------------------------------- requests
-
-_DURATION = re.compile(r"(\d+)\s*([hdw])")
-_UNIT_H = {"h": 1, "d": 24, "w": 168}
-
-
-def _utc(now: dt.datetime | None) -> dt.datetime:
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return now.astimezone(dt.timezone.utc).replace(microsecond=0)
-
-
-def parse_expiry(value: str, klass: InstanceClass,
-                 now: dt.datetime | None = None) -> dt.datetime | None:
-    """The expiry a request asks for, checked against the class lifetime.
-
-    ``value`` is empty (the class default), ``never`` (only for classes without a
-    lifetime bound), a duration (``36h``, ``14d``, ``2w``) or an ISO date / date-time (UTC
-    when no zone is given).  Returns None for no expiry.
-    """
-    now = _utc(now)
-    v = (value or "").strip().lower()
-    limit = klass.max_lifetime_h
-    allowed = (f"at most {limit} h ({limit / 24:g} days) for class {klass.name}"
-               if limit is not None else f"any lifetime for class {klass.name}")
-    if v in ("", "default"):
-        h = klass.default_lifetime_h
-        return None if h is None else now + dt.timedelta(hours=h)
-    if v in ("never", "none"):
-        if limit is not None:
-            raise PolicyError(f"expires: {value!r} is not allowed; {allowed}",
-                              parameter="expires", value=value)
-        return None
-    m = _DURATION.fullmatch(v)
-    if m:
-        expires = now + dt.timedelta(hours=int(m[1]) * _UNIT_H[m[2]])
-    else:
-        try:
-            expires = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise PolicyError(
-                f"expires: {value!r} is neither a duration (36h, 14d, 2w) nor an ISO date",
-                parameter="expires", value=value) from None
-        if expires.tzinfo is None:
-            expires = expires.replace(tzinfo=dt.timezone.utc)
-        expires = expires.astimezone(dt.timezone.utc)
-    if expires <= now:
-        raise PolicyError(f"expires: {value!r} is in the past", parameter="expires", value=value)
-    if limit is not None and expires - now > dt.timedelta(hours=limit):
-        raise PolicyError(f"expires: {value!r} is beyond the class lifetime; {allowed}",
-                          parameter="expires", value=value)
-    return expires
-
-
-@dataclass(frozen=True)
-class InstanceRequest:
-    """A policy-checked instance request (no account or cloud facts yet)."""
-
-    ticket: str
-    requester: str
-    purpose: str
-    klass: InstanceClass
-    name: str
-    flavor: str
-    image: str
-    volume_gb: int
-    created_at: dt.datetime
-    expires_at: dt.datetime | None
-
-    @property
-    def volume_name(self) -> str:
-        return f"{self.name}-srv"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ticket": self.ticket, "requester": self.requester, "purpose": self.purpose,
-            "instance_class": self.klass.name, "name": self.name, "flavor": self.flavor,
-            "image": self.image, "volume_gb": self.volume_gb,
-            "created_at": iso(self.created_at), "expires_at": iso(self.expires_at),
-        }
-
-
-def iso(value: dt.datetime | None) -> str:
-    return "never" if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def check_request(policy: Policy, *, ticket: str, requester: str, purpose: str,
-                  instance_class: str, name: str, flavor: str = "", image: str = "",
-                  volume_gb: int = 0, expires: str = "",
-                  now: dt.datetime | None = None) -> InstanceRequest:
-    """Apply the site policy to a request; raise :class:`PolicyError` listing every problem."""
-    problems: list[str] = []
-    if instance_class not in policy.classes:
-        raise PolicyError(
-            f"instance_class: {instance_class!r} is not a class of the site policy; allowed: "
-            f"{', '.join(sorted(policy.classes))}",
-            problems=[f"instance_class: {instance_class!r} unknown"])
-    k = policy.classes[instance_class]
-    if not str(ticket).strip():
-        problems.append("ticket: a ticket number is required")
-    if not requester:
-        problems.append("requester: an account name is required")
-    if not DNS_LABEL.fullmatch(name or ""):
-        problems.append(f"name: {name!r} is not a valid DNS label (lower-case letters, digits "
-                        f"and '-', starting with a letter, not ending with '-', at most 63)")
-    flavor = flavor or k.default_flavor
-    image = image or k.default_image
-    if flavor not in k.flavors:
-        problems.append(f"flavor: {flavor!r} is not allowed for class {k.name}; allowed: "
-                        f"{', '.join(k.flavors)}")
-    if image not in k.images:
-        problems.append(f"image: {image!r} is not allowed for class {k.name}; allowed: "
-                        f"{', '.join(k.images)}")
-    if volume_gb < 0 or volume_gb > k.max_volume_gb:
-        problems.append(f"volume_gb: {volume_gb} is outside what class {k.name} allows "
-                        f"(0 to {k.max_volume_gb} GiB)")
-    created = _utc(now)
-    expires_at = None
-    try:
-        expires_at = parse_expiry(expires, k, created)
-    except PolicyError as exc:
-        problems.append(exc.message)
-    if problems:
-        raise PolicyError("the request breaks the site policy:\n  " + "\n  ".join(problems),
-                          problems=problems)
-    return InstanceRequest(ticket=str(ticket), requester=requester, purpose=purpose, klass=k,
-                           name=name, flavor=flavor, image=image, volume_gb=volume_gb,
-                           created_at=created, expires_at=expires_at)
-
-
-def check_requester(policy: Policy, klass: InstanceClass, account: Any) -> None:
-    """Refuse an account without ssh keys or outside the class's groups.
-
-    ``account`` is a :class:`fedcloud_lib.accounts.Account`.
-    """
-    if not account.sshpubkeys:
-        raise PolicyError(
-            f"requester {account.username!r} has no ssh public key in the account system; "
-            f"they must add one before an instance can be made for them",
-            requester=account.username)
-    if not set(account.groups) & set(klass.groups):
-        raise PolicyError(
-            f"requester {account.username!r} is in none of the groups allowed to request a "
-            f"{klass.name} instance ({', '.join(klass.groups)}); their groups: "
-            f"{', '.join(sorted(account.groups)) or 'none'}",
-            requester=account.username)

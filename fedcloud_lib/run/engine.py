@@ -1,0 +1,288 @@
+"""Run a runbook headless: validate, lock, execute with papermill, archive.
+
+:func:`validate` checks parameters before anything starts; :func:`run_runbook` executes a
+runbook in the project's kernel and always archives the run (success, failure, Ctrl-C,
+dead kernel), with secrets scrubbed from every archived file.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import secrets as _secrets
+import signal
+import socket
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import psutil
+import yaml
+from nbclient.exceptions import DeadKernelError
+from papermill.execute import prepare_notebook_metadata
+from papermill.iorw import load_notebook_node
+from papermill.parameterize import parameterize_notebook
+from papermill.translators import translate_parameters
+from papermill.utils import chdir
+
+from .. import __version__
+from ..archive.index import Archive, RunEntry
+from ..archive.writer import RunWriter, warm_html_exporter
+from ..config import settings
+from ..context import APPROVED_PLAN, INPUTS_DIR, operator_name
+from ..errors import ArchiveError, LockError, ParameterError, StalePlan
+from ..lock import RunLock
+from ..params import SECRET_MARKER, parse_override
+from ..plan import StopAfterPlan
+from ..runbooks import Runbook, get_runbook
+from ..scrub import Scrubber, collect_secrets
+from .approve import parameters_for, recorded_plan
+from .kernel import environ, first_error, kernel_manager_class, make_engine
+from .values import check_cloud, merge_values, validate
+
+__all__ = ["run_runbook", "finalize_abandoned", "RunResult", "EXIT_OK", "EXIT_FAILED",
+           "EXIT_REFUSED", "EXIT_LOCKED", "EXIT_INTERRUPTED"]
+
+log = logging.getLogger("fedcloud")
+
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    runbook: str
+    status: str  # succeeded | planned | failed | interrupted | abandoned
+    exit_code: int
+    run_dir: Path
+    results: dict = field(default_factory=dict)
+    error: str | None = None
+    entry: RunEntry | None = None
+
+
+def _refusal(kind: str, runbook: str, message: str, scrubber: Scrubber) -> None:
+    """Log a refused run (nothing is archived as a run)."""
+    _event_log({"event": "refused", "kind": kind, "runbook": runbook,
+                "message": message, "operator": operator_name()}, scrubber)
+
+
+def _event_log(event: dict, scrubber: Scrubber) -> None:
+    try:
+        arch = Archive()
+        arch.ensure()
+        event = {"time": _now().isoformat(), **event}
+        line = json.dumps(scrubber.data(event), sort_keys=True) + "\n"
+        fd = os.open(arch.root / "fedcloud.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as f:
+            f.write(line)
+    except OSError as e:  # never let logging hide the real outcome
+        log.warning("could not write the fedcloud log: %s", e)
+
+
+# --------------------------------------------------------------------- helpers
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def new_run_id(started: _dt.datetime) -> str:
+    return started.strftime("%Y%m%dT%H%M%S") + "-" + _secrets.token_hex(3)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C."""
+
+
+# --------------------------------------------------------------------- the run
+def run_runbook(runbook: str | Runbook, values: Mapping[str, Any] | None = None, *,
+                approve: bool = False, approve_plan: str | None = None,
+                operator: str | None = None, cloud: str | None = None,
+                timeout: float | None = None, progress: bool = False,
+                files: list[str | Path] = (), overrides: list[tuple[str, str]] = (),
+                kernel: str | None = None, inputs: Mapping[str, Any] | None = None) -> RunResult:
+    """Execute a runbook headless and archive it.
+
+    ``values`` (already typed) are applied after ``files`` and before ``overrides`` (text,
+    as given to ``-p``).  ``approve_plan`` applies the plan recorded by that dry run
+    (:mod:`.approve`).  ``inputs`` are handed to the run as ``inputs/<name>.json`` in its
+    folder (:func:`fedcloud_lib.context.run_input`).  Raises ParameterError (exit 2),
+    ArchiveError or LockError (exit 3) before any kernel starts; otherwise returns a
+    RunResult whatever happened in the notebook.
+    """
+    cfg = settings()
+    early_scrub = Scrubber(collect_secrets(secrets_dir=cfg.secrets_dir))
+    name = runbook.name if isinstance(runbook, Runbook) else str(runbook)
+    recorded = None
+    try:
+        rb = runbook if isinstance(runbook, Runbook) else get_runbook(runbook)
+        merged = merge_values(rb, files)
+        merged.update(values or {})
+        specs = {s.name: s for s in rb.parameters}
+        for pname, raw in overrides:
+            merged[pname] = parse_override(specs.get(pname), raw)
+        if approve_plan:
+            if "approve" not in specs:
+                raise ParameterError(f"approve_plan: runbook {rb.name} makes no plan to approve",
+                                     runbook=rb.name)
+            recorded = recorded_plan(Archive(cfg.outputs), approve_plan, rb.name)
+            merged = parameters_for(recorded, rb.parameters, merged)
+            cloud = cloud or recorded.entry.cloud
+        elif approve:
+            if "approve" not in specs:
+                raise ParameterError(f"approve: runbook {rb.name} does not mutate anything and "
+                                     f"declares no approve parameter; drop --approve", runbook=rb.name)
+            merged["approve"] = True
+        if cloud is not None:
+            check_cloud(cloud)
+            if "cloud" in specs and "cloud" not in merged:
+                merged["cloud"] = cloud
+        params = validate(rb, merged)
+    except (ParameterError, ArchiveError) as e:
+        _refusal("parameters", name, str(e), early_scrub)  # secret values are never in e
+        raise
+
+    secret_values = [str(params[s.name]) for s in rb.parameters if s.secret and params.get(s.name)]
+    scrubber = early_scrub.add(*secret_values)
+    params_scrubbed = {k: (SECRET_MARKER if specs[k].secret and v not in (None, "") else v)
+                       for k, v in params.items()}
+    cloud = cloud or (params.get("cloud") if isinstance(params.get("cloud"), str) else None) \
+        or os.environ.get("OS_CLOUD")
+    ticket = params.get("ticket")
+    ticket = str(ticket) if ticket not in (None, "") else None
+
+    started = _now()
+    run_id = new_run_id(started)
+    archive = Archive(cfg.outputs)
+    archive.ensure()
+    archive.sweep(lambda folder, rec: finalize_abandoned(archive, folder, rec, scrubber))
+    lock = RunLock(archive.root / ".locks", rb.name, ticket)
+    try:
+        lock.acquire(run_id)
+    except LockError as e:
+        _refusal("lock", rb.name, str(e), scrubber)
+        raise
+
+    run_inputs = dict(inputs or {})
+    if recorded is not None:
+        run_inputs[APPROVED_PLAN] = recorded.plan
+    try:
+        return _execute(rb, params, params_scrubbed, scrubber, archive, run_id, started,
+                        operator=operator_name(operator), cloud=cloud, ticket=ticket,
+                        timeout=timeout, progress=progress, kernel=kernel or cfg.kernel,
+                        took_over=lock.took_over, inputs=run_inputs,
+                        plan_of=recorded.entry.run_id if recorded is not None else None)
+    finally:
+        lock.release()
+
+
+def _execute(rb: Runbook, params: dict, params_scrubbed: dict, scrubber: Scrubber,
+             archive: Archive, run_id: str, started: _dt.datetime, *, operator: str,
+             cloud: str | None, ticket: str | None, timeout: float | None, progress: bool,
+             kernel: str, took_over: dict | None, inputs: Mapping[str, Any],
+             plan_of: str | None) -> RunResult:
+    warm = threading.Thread(target=warm_html_exporter, daemon=True)
+    warm.start()
+
+    folder = archive.run_folder(rb.name, run_id, started)
+    record: dict[str, Any] = {
+        "run_id": run_id, "runbook": rb.name, "runbook_version": rb.version,
+        "fedcloud_version": __version__, "operator": operator, "host": socket.gethostname(),
+        "cloud": cloud, "ticket": ticket, "approve": bool(params.get("approve", False)),
+        "kernel": kernel, "started": started.isoformat(), "ended": None, "duration": None,
+        "status": "running", "exit_code": None, "error": None, "results": {},
+        "pid": os.getpid(), "pid_started": psutil.Process().create_time(),
+    }
+    if took_over:
+        record["took_over_lock_from"] = took_over.get("run_id")
+    if plan_of:
+        record["plan_of"] = plan_of
+    writer = RunWriter(folder, scrubber, record)
+    writer.write_text("parameters.yaml", yaml.safe_dump(params_scrubbed, sort_keys=False))
+    if inputs:
+        (folder / INPUTS_DIR).mkdir(mode=0o700)
+        for iname, value in inputs.items():
+            writer.write_text(f"{INPUTS_DIR}/{iname}.json",
+                              json.dumps(value, indent=1, sort_keys=True, default=str) + "\n")
+    writer.write_record()
+    writer.event(event="run", status="started", run_id=run_id, runbook=rb.name)
+
+    status, exit_code, error = "failed", EXIT_FAILED, None
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        def on_term(signum, frame):
+            raise _Terminated()
+        old_term = signal.signal(signal.SIGTERM, on_term)
+    try:
+        nb = load_notebook_node(str(rb.path))  # papermill's loader: normalises cell metadata
+        nb = parameterize_notebook(nb, params, report_mode=False, kernel_name=kernel)
+        nb = prepare_notebook_metadata(nb, str(rb.path), str(folder / "notebook.ipynb"), False)
+        injected = translate_parameters(kernel, "python", params_scrubbed, "Parameters")
+        engine = make_engine(writer, params_scrubbed, injected)
+        with environ(FEDCLOUD_RUN_ID=run_id, FEDCLOUD_RUNBOOK=rb.name,
+                      FEDCLOUD_RUN_DIR=str(folder), FEDCLOUD_OPERATOR=operator,
+                      OS_CLOUD=cloud, FEDCLOUD_OUTPUTS=str(archive.root)), \
+                chdir(rb.path.parent), \
+                tempfile.TemporaryDirectory(prefix="fedcloud-kernel-") as sockets:
+            nb = engine.execute_notebook(nb, kernel, progress_bar=progress,
+                                         execution_timeout=timeout, start_timeout=120,
+                                         kernel_manager_class=kernel_manager_class(sockets))
+        ename, error = first_error(nb)
+        if ename is None:
+            status, exit_code = "succeeded", EXIT_OK
+        elif ename == StopAfterPlan.__name__:
+            status, exit_code, error = "planned", EXIT_OK, None
+        elif ename == StalePlan.__name__:
+            status = "stale-plan"
+    except KeyboardInterrupt as e:
+        status, exit_code = "interrupted", EXIT_INTERRUPTED
+        error = "terminated (SIGTERM)" if isinstance(e, _Terminated) else "interrupted (Ctrl-C)"
+    except Exception as e:  # noqa: BLE001 - dead kernel, timeouts, ...: archive, then report
+        error = f"{type(e).__name__}: {e}".strip()
+        if isinstance(e, DeadKernelError):
+            error = f"the kernel died during the run ({e})"
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    return _finalize(archive, writer, status, exit_code, error, started, warm)
+
+
+def _finalize(archive: Archive, writer: RunWriter, status: str, exit_code: int,
+              error: str | None, started: _dt.datetime, warm: threading.Thread | None = None
+              ) -> RunResult:
+    rec = writer.record
+    ended = _now()
+    results = {}
+    if writer.last_nb is not None:
+        results = writer.last_nb.metadata.get("fedcloud", {}).get("results", {})
+    if warm is not None:
+        warm.join(timeout=30)
+    html_problem = writer.html()
+    if html_problem:
+        log.warning("%s: %s", rec["run_id"], html_problem)
+    rec.update(status=status, exit_code=exit_code, error=writer.scrubber.text(error or "") or None,
+               ended=ended.isoformat(), duration=round((ended - started).total_seconds(), 3),
+               results=results)
+    writer.event(event="run", status=status, exit_code=exit_code, error=rec["error"])
+    entry = archive.append(writer.folder, rec, writer.write_record)
+    return RunResult(run_id=rec["run_id"], runbook=rec["runbook"], status=status,
+                     exit_code=exit_code, run_dir=writer.folder, results=results,
+                     error=rec["error"], entry=entry)
+
+
+def finalize_abandoned(archive: Archive, folder: Path, rec: dict, scrubber: Scrubber) -> None:
+    """Archive a run whose fedcloud process died without finishing it."""
+    writer = RunWriter(folder, scrubber, rec)
+    nb_path = folder / "notebook.ipynb"
+    if nb_path.exists():
+        try:
+            writer.last_nb = nbformat.read(nb_path, as_version=4)
+        except Exception:  # noqa: BLE001 - keep what is there
+            writer.last_nb = None
+    started = _dt.datetime.fromisoformat(rec["started"])
+    _finalize(archive, writer, "abandoned", EXIT_FAILED,
+              "the fedcloud process ended without finishing this run (killed or crashed); "
+              "the notebook holds what it did until then", started)
