@@ -10,14 +10,18 @@ STAMP := $(VENV)/.installed
 FEDCLOUD := $(BIN)/fedcloud
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: help venv demo cloudlet cloudlet-start cloudlet-stop cloudlet-status verify \
-        test test-unit test-runbook test-integration test-browser bench clean
+.PHONY: help bootstrap venv demo cloudlet cloudlet-start cloudlet-stop cloudlet-status verify \
+        test test-deps test-unit test-runbook test-integration test-browser bench clean
 
 help:
 	@sed -n '2,5p' Makefile
 
 # ---------------------------------------------------------------- environment
-$(STAMP): pyproject.toml
+# a bare Debian 12 lacks python3-venv (and maybe git): install what the venv needs first
+bootstrap:
+	@scripts/apt-ensure scripts/bootstrap.txt
+
+$(STAMP): pyproject.toml | bootstrap
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -49,16 +53,20 @@ demo: cloudlet
 	$(FEDCLOUD) runs verify
 
 # ---------------------------------------------------------------- tests
-test: cloudlet
+# Debian packages the tests use besides the cloudlet (daemons, tools, the browser)
+test-deps:
+	@scripts/apt-ensure tests/apt-packages.txt
+
+test: cloudlet test-deps
 	$(PYTEST) tests
 
 test-unit: $(STAMP)
 	$(PYTEST) -m unit tests
 
-test-runbook: $(STAMP)
+test-runbook: $(STAMP) test-deps
 	$(PYTEST) -m runbook tests
 
-test-integration: cloudlet
+test-integration: cloudlet test-deps
 	$(PYTEST) -m integration tests
 
 bench: $(STAMP)
