@@ -70,6 +70,7 @@ class InstanceOutcome:
     steps: tuple[StepResult, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
+        """The outcome as JSON, with the steps walked."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "steps"}
         d["steps"] = [s.__dict__ for s in self.steps]
         return d

@@ -42,6 +42,7 @@ class RetireOutcome:
     steps: tuple[StepResult, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """The outcome as JSON, with the steps walked."""
         return {"ticket": self.ticket, "snapshots": list(self.snapshots),
                 "servers_deleted": list(self.servers_deleted),
                 "volumes_deleted": list(self.volumes_deleted),
