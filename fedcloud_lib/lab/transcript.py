@@ -145,7 +145,9 @@ def install() -> bool:
             rec.entries.append(Execution(msg_id=f"history-{count}", source=source, cell_id=None,
                                          started=now, ended=now, execution_count=count,
                                          status="ok"))
-    rec.pre_run_cell(_Info(history[-1] if history else "", None))
+    parent = sh.kernel.get_parent("shell") or {}
+    rec.pre_run_cell(_Info(history[-1] if history else "",
+                           (parent.get("metadata") or {}).get("cellId")))
     sh.events.register("pre_run_cell", rec.pre_run_cell)
     sh.events.register("post_run_cell", rec.post_run_cell)
     kernel_session = sh.kernel.session
