@@ -39,7 +39,7 @@ from ..errors import ArchiveError, FedcloudError
 from ..run.engine import new_run_id
 from ..runbooks import Runbook
 from ..scrub import MARKER, Scrubber, collect_secrets
-from . import session, transcript
+from . import progress, session, transcript
 from .session import STATE
 
 __all__ = ["archive_run", "install", "InteractiveRun", "STATUS"]
@@ -223,9 +223,12 @@ def _after_cell(result: Any) -> None:
             print(f"fedcloud: could not archive the interactive run {run.run_id}: {exc}",
                   file=sys.stderr)
             return
-    print(f"Archived as interactive run {entry.run_id} ({entry.status}"
-          + (f", error: {entry.error}" if entry.error else "") + f"): "
-          f"fedcloud runs show {entry.run_id}")
+    lines = [f"Applied: {a}" for a in run.writer.record.get("applied", [])]
+    lines += [f"  {t}" for t in progress.summary()]
+    lines.append(f"Archived as interactive run {entry.run_id} ({entry.status}"
+                 + (f", error: {entry.error}" if entry.error else "") + f", "
+                 f"{entry.duration:.0f} s): fedcloud runs show {entry.run_id}")
+    print("\n".join(lines))
 
 
 def _at_exit() -> None:

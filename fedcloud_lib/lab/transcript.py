@@ -78,6 +78,9 @@ class _Recorder:
 
     # the kernel session's send -----------------------------------------------------
     def sent(self, msg_type: str, content: dict, parent: dict) -> None:
+        """The kernel sent ``msg_type`` on behalf of the request ``parent``."""
+        if msg_type not in _OUTPUT_TYPES:
+            return
         msg_id = (parent or {}).get("msg_id")
         with self.lock:
             entry = self.by_msg.get(msg_id) if msg_id else None
@@ -161,8 +164,7 @@ def install() -> bool:
             else:
                 mtype, body = msg_or_type, content or {}
                 head = (parent or {}).get("header", parent) if isinstance(parent, dict) else {}
-            if mtype in _OUTPUT_TYPES:
-                rec.sent(mtype, body, head or {})
+            rec.sent(mtype, body, head or {})
         except Exception:  # noqa: BLE001 - recording must never break the kernel's output
             pass
         return original(stream, msg_or_type, content, parent, *args, **kwargs)
