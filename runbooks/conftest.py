@@ -2,10 +2,11 @@
 
 Each runbook runs top to bottom with its defaults in a fresh ``fedcloud`` kernel, as an
 operator's "Run All" in JupyterLab would, and must stop cleanly where an operator has to
-act: at its form (``fedcloud_lib.form(globals())`` raises ``FormPending``; that cell is
-tagged ``raises-exception``, nbval's mark for an expected error) or at its plan
-(``StopAfterPlan``).  JupyterLab stops "Run All" at such a cell; nbval would go on with the
-next cells, so this hook skips them, naming the stop.  Any other error fails the cell.
+act: at its form (``fedcloud_lib.form(globals())`` raises ``FormPending``) or at its plan
+(``StopAfterPlan``).  The form cell carries nbval's comment marker for an expected error,
+``# NBVAL_RAISES_EXCEPTION`` — not the ``raises-exception`` tag, which JupyterLab also
+reads, and runs past.  JupyterLab stops "Run All" at such a cell; nbval would go on with
+the next cells, so this hook skips them, naming the stop.  Any other error fails the cell.
 """
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ import yaml
 
 from .. import __version__
 from ..archive.index import Archive, RunEntry
-from ..archive.writer import RunWriter
+from ..archive.writer import RunWriter, warm_html_exporter
 from ..config import settings
 from ..context import operator_name, utcnow
 from ..errors import ArchiveError, FedcloudError
@@ -175,6 +175,8 @@ def archive_run() -> RunEntry:
 
 def _on_apply(plan: Any) -> None:
     """A plan is about to be applied: open a run for it (finishing an earlier one)."""
+    # the HTML rendering's templates compile meanwhile: finishing is quick, also at shutdown
+    threading.Thread(target=warm_html_exporter, daemon=True).start()
     with _lock:
         if _current:
             _finish(_current.pop())

@@ -26,7 +26,7 @@ import pytest
 from tests.browser.conftest import ARTIFACTS, ROOT, fedcloud
 from tests.integration.instance_fixtures import CLOUD, cloud_env, conn  # noqa: F401
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = pytest.mark.browser
 
 OPERATOR = "browser-test"
 LONG = 600_000  # ms: the machine is shared and loaded; boots take what they take

@@ -233,3 +233,22 @@ def test_a_kernel_killed_before_the_end_leaves_an_abandoned_run(lab_env, outputs
     assert row["status"] == "abandoned", listed.stderr
     nb_text = (folder / "notebook.ipynb").read_text()
     assert "applied" in nb_text and SECRET not in nb_text  # what it did until then
+
+
+def test_a_kernel_shut_down_before_the_end_finishes_its_run(lab_env, outputs):
+    nb = Notebook(lab_env, [PARAMS, FORM, PLAN, APPLY, TAIL])
+    try:
+        nb.run_all()
+        nb.click("Use these values")
+        nb.run_all()
+        nb.click("Confirm")
+        for i in range(4):
+            assert errors(nb.run(i)) == []
+        nb.km.shutdown_wait_time = 60  # the server waits 5 s; this machine is loaded
+        nb.km.shutdown_kernel(now=False)  # what JupyterLab's "Shut Down Kernel" sends
+    finally:
+        nb.close()
+    [entry] = Archive(outputs).list()
+    assert entry.status == "interactive" and entry.exit_code == 1
+    assert "shut down before the notebook's last cell" in entry.error
+    assert Archive(outputs).verify() == []
