@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = ["form", "FormPending", "ParameterForm", "declarations", "find_declara
 # `approve` is the headless switch; interactively the button under the plan approves
 _NOT_IN_FORM = ("approve",)
 _HISTORY_DEPTH = 50
+_ALLOWED_TAIL = re.compile(r"\s*\((?:given [^;]*; )?allowed: .*\)$")
 
 
 class FormPending(Exception):
@@ -165,8 +167,10 @@ class _Field:
 
     def show_problem(self) -> str | None:
         text = self.problem()
-        self.error.value = ("" if text is None else
-                            f'<span style="color:#b00">&#9888; {html.escape(text)}</span>')
+        # what is allowed is on the help line just above: not repeated under the field
+        short = None if text is None else _ALLOWED_TAIL.sub("", text)
+        self.error.value = ("" if short is None else
+                            f'<span style="color:#b00">&#9888; {html.escape(short)}</span>')
         return text
 
     def lock(self, locked: bool) -> None:
