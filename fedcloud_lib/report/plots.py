@@ -11,7 +11,10 @@ from matplotlib.figure import Figure
 
 from .capacity import Report
 
-__all__ = ["figures", "png", "show"]
+__all__ = ["TOP", "figures", "png", "show"]
+
+#: the quota plot shows this many (project, resource) pairs, fullest first (the CSV has all)
+TOP = 15
 
 
 def _bar(title: str, labels: list[str], values: list[float], xlabel: str,
@@ -64,10 +67,10 @@ def _weekly(report: Report) -> Figure:
 def figures(report: Report, *, quota_warn_pct: float = 80,
             host_warn_pct: float = 80) -> dict[str, Figure]:
     """The report's figures, by name: hosts, quotas, by_class, by_age, weekly."""
-    q = report.quotas.dropna(subset=["pct"])
+    q = report.quotas.dropna(subset=["pct"]).sort_values("pct", ascending=False).head(TOP)
     return {
         "hosts": _hosts(report, host_warn_pct),
-        "quotas": _bar("quota used per project", [f"{p} {r}" for p, r in
+        "quotas": _bar(f"quota used: the {TOP} fullest", [f"{p} {r}" for p, r in
                                                   zip(q["project"], q["resource"])],
                        q["pct"].tolist(), "% of quota", quota_warn_pct),
         "by_class": _bar("instances by class", report.by_class["class"].astype(str).tolist(),
