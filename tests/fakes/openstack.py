@@ -123,6 +123,7 @@ class FakeOpenStack:
     def server(self, name: str, *, created: dt.datetime, metadata: dict | None = None,
                project_id: str = PROJECT_ID, flavor: str = "m1.small", status: str = "ACTIVE",
                host: str = "vm", deleted_at: dt.datetime | None = None) -> dict[str, Any]:
+        status = "DELETED" if deleted_at else status
         s = {"id": str(uuid.uuid4()), "name": name, "status": status, "tenant_id": project_id,
              "user_id": "u", "created": _iso(created), "updated": _iso(deleted_at or created),
              "metadata": dict(metadata or {}), "OS-EXT-SRV-ATTR:host": host,
@@ -242,7 +243,7 @@ class FakeOpenStack:
                 {"id": s["id"], "hypervisor_hostname": s["host"], "state": s["state"],
                  "status": s["status"], "service": {"host": s["host"], "id": s["id"],
                                                     "disabled_reason": None}}
-                for s in self.services]}, {}
+                for s in self.services if s["binary"] == "nova-compute"]}, {}
         m = re.fullmatch(r"/os-quota-sets/([^/]+)(/detail)?", path)
         if m:
             quota = self.quotas.get(m.group(1)) or {}
