@@ -12,9 +12,10 @@ import argparse
 import sys
 from typing import Any
 
-from .nagios import BadInput, Probe, guarded, parse_thresholds, run
+# nagiosplugin and the cloud modules are imported by the command itself (cmd_check), so
+# that `fedcloud --help` lists this plugin without loading them
 
-__all__ = ["CHECKS", "register", "options_parser", "make_probe", "cmd_check", "main"]
+__all__ = ["CHECKS", "OptionError", "register", "options_parser", "make_probe", "cmd_check", "main"]
 
 CHECKS = {
     "services": "Nova services, Neutron agents and Cinder services up; the APIs answer",
@@ -25,8 +26,14 @@ CHECKS = {
 }
 
 
-def make_probe(args: argparse.Namespace) -> Probe:
+class OptionError(Exception):
+    """A check's options are wrong (reported as UNKNOWN, exit 3)."""
+
+
+def make_probe(args: argparse.Namespace) -> Any:
     """The probe for ``args.check`` (imports only that check's module)."""
+    from .nagios import BadInput
+
     name = args.check
     if name == "services":
         from .services import ServicesProbe
@@ -53,7 +60,7 @@ class _Parser(argparse.ArgumentParser):
     """The options of a check; a mistake in them is UNKNOWN (exit 3), not argparse's 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise BadInput(f"{message} (see fedcloud check --help)")
+        raise OptionError(f"{message} (see fedcloud check --help)")
 
 
 def options_parser() -> argparse.ArgumentParser:
@@ -78,14 +85,19 @@ def options_parser() -> argparse.ArgumentParser:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run one check; print its status line; return the plugin exit code."""
+    from .nagios import BadInput, guarded, parse_thresholds, run
+
     name = args.check or ""
 
     def go() -> tuple[int, str]:
         if name not in CHECKS:
             raise BadInput(f"unknown check {name[:30]!r}; the checks are: {', '.join(CHECKS)}"
                            if name else f"which check? one of {', '.join(CHECKS)}")
-        opts = options_parser().parse_args(args.options or [], namespace=argparse.Namespace(
-            check=name))
+        try:
+            opts = options_parser().parse_args(args.options or [],
+                                               namespace=argparse.Namespace(check=name))
+        except OptionError as exc:
+            raise BadInput(str(exc)) from None
         probe = make_probe(opts)
         thresholds = parse_thresholds(opts.warning, opts.critical, probe.defaults, probe.upper)
         if opts.timeout <= 0:

@@ -41,13 +41,12 @@ def send_notice(st: Any, step: Step) -> str:
     if not pending:
         return "already told"
     listed = [s for _, s in pending]
-    plural = "s" if len(listed) > 1 else ""
-    msg = mail.compose(st.policy.mail, to=[i["to"]], cc=i["cc"],
-                       subject=f"[fedcloud] instance{plural} "
-                               f"{', '.join(s['name'] for s in listed)} expire{'' if plural else 's'} "
-                               f"soon", body=expiry_notice_body(owner=i["human_name"],
-                                                                servers=listed,
-                                                                run_id=current_run().run_id),
+    names = ", ".join(s["name"] for s in listed)
+    subject = (f"[fedcloud] instances {names} expire soon" if len(listed) > 1
+               else f"[fedcloud] instance {names} expires soon")
+    body = expiry_notice_body(owner=i["human_name"], servers=listed,
+                              run_id=current_run().run_id)
+    msg = mail.compose(st.policy.mail, to=[i["to"]], cc=i["cc"], subject=subject, body=body,
                        headers={"X-Fedcloud-Notice": "expiry"})
     mail.send(st.policy.mail, msg)
     stamp = iso(utcnow())
