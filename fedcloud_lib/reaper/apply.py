@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cloud import server_gone, volume_gone
 from ..plan import Handlers, Plan, Step, StepResult, walk
 from ..site.policy import Policy
 from .notify import send_notice
@@ -50,26 +51,16 @@ def _done(st: _State, step: Step, what: str) -> str:
 
 @HANDLERS.on("server", "delete")
 def _server(st: _State, step: Step) -> str:
-    server = st.conn.compute.find_server(step.inputs["id"], ignore_missing=True)
-    if server is None:
-        return _done(st, step, "already gone")
-    st.conn.compute.delete_server(server, ignore_missing=True)
-    st.conn.compute.wait_for_delete(server, wait=st.timeout)
-    return _done(st, step, "deleted")
+    gone = server_gone(st.conn, step.inputs["id"], timeout=st.timeout)
+    return _done(st, step, "deleted" if gone else "already gone")
 
 
 @HANDLERS.on("volume", "delete")
 def _volume(st: _State, step: Step) -> str:
-    v = st.conn.block_storage.find_volume(step.inputs["id"], ignore_missing=True)
-    if v is None:
-        return _done(st, step, "already gone")
-    if v.status in ("in-use", "detaching", "attaching"):
-        # its server was deleted by an earlier step: cinder detaches it
-        v = st.conn.block_storage.wait_for_status(v, "available", failures=["error"],
-                                                  wait=st.timeout)
-    st.conn.block_storage.delete_volume(v, ignore_missing=True)
-    st.conn.block_storage.wait_for_delete(v, wait=st.timeout)
-    return _done(st, step, "deleted")
+    # the volume of a server deleted by an earlier step: volume_gone waits for cinder to
+    # detach it first
+    gone = volume_gone(st.conn, step.inputs["id"], timeout=st.timeout)
+    return _done(st, step, "deleted" if gone else "already gone")
 
 
 @HANDLERS.on("image", "delete")
