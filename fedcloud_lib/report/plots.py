@@ -25,8 +25,9 @@ def _bar(title: str, labels: list[str], values: list[float], xlabel: str,
     ax.invert_yaxis()
     ax.set_title(title)
     ax.set_xlabel(xlabel)
-    if limit is not None:
+    if limit is not None:  # a percentage, with its warning line
         ax.axvline(limit, color="#d9534f", linestyle="--", linewidth=1)
+        ax.set_xlim(0, max(100.0, *(values or [0])))
     return fig
 
 
