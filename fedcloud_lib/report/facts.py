@@ -174,14 +174,14 @@ def gather(conn: Any, *, project: str = "", weeks: int = 12,
         notes.append("hosts: not visible with these credentials (admin only); reporting on "
                      "the credentials' own project")
     chosen = resolve_project(conn, project, admin)
+    if chosen is None and not admin:  # these credentials see their own project only
+        chosen = {"id": conn.current_project_id,
+                  "name": conn.config.auth.get("project_name") or conn.current_project_id}
     if chosen is not None:
         projects = [chosen]
-    elif admin:
+    else:
         projects = call(lambda: [{"id": p.id, "name": p.name}
                                  for p in conn.identity.projects()], "list projects")
-    else:
-        projects = [{"id": conn.current_project_id,
-                     "name": conn.config.auth.get("project_name") or conn.current_project_id}]
     projects.sort(key=lambda p: p["name"])
     pid = chosen["id"] if chosen else None
     with_servers = call(lambda: list_servers(conn, all_projects=admin, project_id=pid),

@@ -45,6 +45,7 @@ class FakeOpenStack:
         self.floating_ips: list[dict[str, Any]] = []
         self.requests: list[str] = []
         self.fail_status: int | None = None           # answer every call with this status
+        self.forbidden: tuple[str, ...] = ()          # path prefixes answered 403 (admin only)
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -178,6 +179,8 @@ class FakeOpenStack:
             return self._token()
         if self.fail_status:
             return self.fail_status, {"error": {"message": "synthetic failure"}}, {}
+        if path.startswith(self.forbidden) and self.forbidden:
+            return 403, {"forbidden": {"code": 403, "message": "Policy doesn't allow it"}}, {}
         for prefix, handler in (("/identity/v3", self._identity), ("/compute", self._compute),
                                 ("/placement", self._placement), ("/volume", self._volume),
                                 ("/image", self._image), ("/network", self._network)):

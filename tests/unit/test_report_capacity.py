@@ -96,3 +96,15 @@ def test_plots_and_csv_next_to_the_run(cloud, tmp_path):
     assert list(back["host"]) == ["cmp1", "cmp2", "cmp3"]
     assert (tmp_path / "run" / "report" / "hosts.csv").stat().st_mode & 0o077 == 0
     assert output.write(rep, None) == []
+
+
+def test_without_admin_rights_it_reports_on_its_own_project(cloud):
+    cloud.forbidden = ("/compute/v2.1/os-services", "/placement")
+    cloud.quotas = {PROJECT_ID: {"instances": (10, 1)}}
+    cloud.server("mine", created=NOW - dt.timedelta(hours=1))
+    inv = facts.gather(connect("fake"), now=NOW)
+    rep = capacity.build(inv)
+    assert inv.hosts == () and inv.project == {"id": PROJECT_ID, "name": "admin"}
+    assert rep.scope == "project admin" and "hosts: not visible" in rep.notes[0]
+    assert not any("/identity/v3/projects" in r for r in cloud.requests)
+    assert rep.by_class["instances"].sum() == 1
