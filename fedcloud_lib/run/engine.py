@@ -237,6 +237,10 @@ def _execute(rb: Runbook, params: dict, params_scrubbed: dict, scrubber: Scrubbe
             status, exit_code, error = "planned", EXIT_OK, None
         elif ename == StalePlan.__name__:
             status = "stale-plan"
+        elif ename == ParameterError.__name__:
+            # a parameter the runbook itself found wrong against the cloud (an unknown
+            # project, an orphan id that is none): refused input, exit 2, still archived
+            exit_code = EXIT_REFUSED
     except KeyboardInterrupt as e:
         status, exit_code = "interrupted", EXIT_INTERRUPTED
         error = "terminated (SIGTERM)" if isinstance(e, _Terminated) else "interrupted (Ctrl-C)"
