@@ -23,7 +23,8 @@ covered stretch becomes one :data:`MARKER`.
 (every string leaf of a list or dict: :func:`secret_leaves`), every password / token /
 application-credential secret in ``clouds.yaml``, every value of the site's secret
 files, and the values of environment variables whose names contain PASSWORD, TOKEN or
-SECRET.  Those *ambient* values are only scrubbed when they can be secrets at all
+SECRET (but do not end in ``_DIR``, ``_FILE``, ``_PATH``, ``_ENV`` or ``_VAR``: those name
+where a secret is, e.g. ``FEDCLOUD_SECRETS_DIR``).  Those *ambient* values are only scrubbed when they can be secrets at all
 (:func:`_ambient_ok`): at least :data:`MIN_AMBIENT_LEN` (6) characters, not a
 boolean/null word (``true``, ``off``, ``none``...), not a plain number of fewer than 8
 digits (a port, a TTL, a year).  ``PASSWORD_STORE_ENABLE_EXTENSIONS=true`` (set by pass(1)
@@ -56,6 +57,8 @@ _SHORT_NUMBER = re.compile(r"[+-]?\d{1,7}(\.\d*)?")
 WINDOW = 12
 MIN_WINDOWED = 16
 _SECRET_ENV = re.compile(r"PASSWORD|TOKEN|SECRET", re.I)
+# ... but not those that name where secrets are, or which variable holds one
+_NOT_SECRET_ENV = re.compile(r"(_DIR|_DIRS|_FILE|_FILES|_PATH|_ENV|_VAR)$", re.I)
 _SECRET_KEYS = re.compile(r"password|secret|token|passphrase|private_key", re.I)
 
 # PEM / OpenSSH / PGP private key blocks; a block cut short (no END line) is scrubbed to
@@ -237,7 +240,7 @@ def collect_secrets(declared: Iterable[Any] = (), secrets_dir: Path | None = Non
     lists and dicts among them contribute their string leaves.
     """
     env = os.environ if environ is None else environ
-    ambient = [v for k, v in env.items() if _SECRET_ENV.search(k)]
+    ambient = [v for k, v in env.items() if _SECRET_ENV.search(k) and not _NOT_SECRET_ENV.search(k)]
     ambient += _clouds_yaml_secrets()
     if secrets_dir is not None:
         ambient += _secret_files(secrets_dir)

@@ -65,10 +65,12 @@ def test_collect_secrets_from_env_clouds_yaml_and_secret_files(tmp_path, monkeyp
 def test_boolean_short_and_small_number_env_values_are_not_secrets():
     env = {"PASSWORD_STORE_ENABLE_EXTENSIONS": "true", "GIT_TOKEN_OFF": "False",
            "TOKEN_TTL": "3600", "SECRET_YEAR": "2026", "MY_PASSWORD": "short",
-           "SMTP_PASSWORD": "s3cret-enough"}
+           "SMTP_PASSWORD": "s3cret-enough", "FEDCLOUD_SECRETS_DIR": "/etc/fedcloud/secrets",
+           "OS_CLIENT_SECRET_FILE": "/root/.secret-file", "TOKEN_ENV": "PAGURE_API_TOKEN"}
     found = collect_secrets(environ=env)
     assert "s3cret-enough" in found
-    assert not {"true", "False", "3600", "2026", "short"} & set(found)
+    assert not {"true", "False", "3600", "2026", "short", "/etc/fedcloud/secrets",
+                "/root/.secret-file", "PAGURE_API_TOKEN"} & set(found)
     s = Scrubber(["s3cret-enough"])
     assert s.data({"approve": True, "x": "true", "year": "2026"}) == \
         {"approve": True, "x": "true", "year": "2026"}
