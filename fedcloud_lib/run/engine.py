@@ -178,6 +178,9 @@ def run_runbook(runbook: str | Runbook, values: Mapping[str, Any] | None = None,
                             timeout=timeout, progress=progress, kernel=kernel or cfg.kernel,
                             took_over=lock.took_over, inputs=run_inputs, group=group,
                             plan_of=recorded.entry.run_id if recorded is not None else None)
+        except ArchiveError as e:
+            _refusal("archive", rb.name, str(e), scrubber)
+            raise
         finally:
             group.close()
     finally:
