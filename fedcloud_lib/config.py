@@ -34,6 +34,7 @@ _KEYS = {"outputs", "runbooks", "kernel", "secrets_dir", "head_log"}
 
 @dataclass(frozen=True)
 class Settings:
+    """Where things are (see the module docstring for each setting and its variable)."""
     outputs: Path
     runbooks: Path
     kernel_setting: str | None

@@ -32,11 +32,12 @@ from typing import Any
 import yaml
 
 from .errors import ParameterError, RunbookError
+from .scrub import MARKER
 
 __all__ = ["ParamSpec", "parse_parameters_cell", "validate_values", "load_value_files",
            "parse_override", "as_declared", "SECRET_MARKER", "MAX_FILE_BYTES"]
 
-SECRET_MARKER = "***"
+SECRET_MARKER = MARKER  # what a secret value is shown as, everywhere
 MAX_FILE_BYTES = 1 << 20  # a parameter file larger than 1 MiB is refused
 _MAX_NUMBER_TEXT = 100    # a plain scalar read as a number longer than this is refused
 _MAX_INT = 2 ** 63        # ints are 64-bit (the kernel, SQLite, every API they reach)
