@@ -277,7 +277,16 @@ def _version() -> str:
     return __version__
 
 
+def _skip_iri_grammars() -> None:
+    """jsonschema (which nbformat imports) loads the rfc3987-syntax package for its optional
+    "iri" format checker, and that compiles some 40 lark grammars at import: seconds on every
+    `fedcloud run`, for a format no schema of ours (nor nbformat's) uses.  The command does
+    without it (jsonschema skips the checker when the import fails)."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
 def main(argv: list[str] | None = None) -> int:
+    _skip_iri_grammars()
     args = build_parser(argv).parse_args(argv)
     try:
         return int(args.func(args) or 0)
