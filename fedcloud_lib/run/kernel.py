@@ -203,19 +203,25 @@ def _client_class():
     class RunClient(PapermillNotebookClient):
         """papermill's client; kernel outputs pass through :meth:`handle_output`."""
 
-        def __init__(self, nb_man, on_capped: Callable[..., None] | None = None, **kw):
+        def __init__(self, nb_man, on_capped: Callable[..., None] | None = None,
+                     on_output: Callable[[Any], None] | None = None, **kw):
             super().__init__(nb_man, **kw)
             self.iopub_timeout = max(self.iopub_timeout, 60)  # a big backlog is not a hang
             self._caps: dict[tuple[int, str], _StreamCap] = {}
             self._dropped: dict[int, int] = {}
             self._on_capped = on_capped
+            self._on_output = on_output
 
         def output(self, outs, msg, display_id, cell_index):
-            return self.handle_output(outs, msg, display_id, cell_index)
+            out = self.handle_output(outs, msg, display_id, cell_index)
+            if out is not None and self._on_output is not None:
+                self._on_output(out)  # e.g. live progress on the terminal
+            return out
 
         def handle_output(self, outs, msg, display_id, cell_index):
             """The one place every output message of the kernel passes through: keeps at
-            most the head and tail of each stream of a cell, caps rich outputs."""
+            most the head and tail of each stream of a cell, caps rich outputs.  Returns the
+            output as kept (None when nothing was kept)."""
             parent = msg["parent_header"].get("msg_id")
             if self.output_hook_stack[parent]:  # an Output widget captures it
                 return super().output(outs, msg, display_id, cell_index)
@@ -339,8 +345,10 @@ def _manager_class():
 class RunEngine:
     """Executes one run's notebook (papermill's client and manager with our hooks)."""
 
-    def __init__(self, writer: RunWriter, params_scrubbed: dict, injected_source: str):
+    def __init__(self, writer: RunWriter, params_scrubbed: dict, injected_source: str,
+                 on_output: Callable[[Any], None] | None = None):
         self.writer, self.params_scrubbed, self.injected = writer, params_scrubbed, injected_source
+        self.on_output = on_output  # called with every output kept, as it arrives
         self.failure: tuple[int, str, str] | None = None  # (cell, ename, evalue) from the kernel
         self.nb = None
 
@@ -371,7 +379,8 @@ class RunEngine:
         done = False
         try:
             client = _client_class()(
-                manager, on_capped=self._capped, timeout=timeout, startup_timeout=start_timeout,
+                manager, on_capped=self._capped, on_output=self.on_output,
+                timeout=timeout, startup_timeout=start_timeout,
                 kernel_name=kernel_name, log=logger, kernel_manager_class=kernel_manager_class)
             client.execute()
             done = True
