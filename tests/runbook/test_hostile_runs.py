@@ -152,7 +152,8 @@ def test_secrets_in_every_shape_stay_out_of_the_archive_log_and_terminal(outputs
         "print('-----BEGIN PGP PRIVATE KEY BLOCK-----\\n\\nlQOYBGPgpSecretMaterial\\n"
         "-----END PGP PRIVATE KEY BLOCK-----')",
         "os.system('echo child says ' + password)",
-        "time.sleep(0.5)  # the kernel forwards a child's output from its own thread",
+        "time.sleep(0.5)  # the kernel forwards a child's output from its own thread,",
+        "print('after the child')  # and sends it with the next write of the cell",
         "pathlib.Path(fc.current_run().run_dir, 'report.csv').write_text("
         "'host,token\\ndb1,' + password + '\\n')",
     ])
