@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,15 +16,20 @@ import pytest
 import yaml
 
 from fedcloud_lib.archive.index import Archive
-from tests.conftest import run_cli, start_cli
+from tests.conftest import FEDCLOUD, ROOT, run_cli, start_cli
 
 pytestmark = pytest.mark.runbook
 
 TOKEN = "tk_" + "".join("abcdefghjkmnpqrstuvwxyz23456789"[(i * 7) % 31] for i in range(61))  # 64
 
 
-def probe(code: str, *args: str, env: dict | None = None, **kw):
-    return run_cli("run", "probe", "-p", "code", code, *args, "--no-progress", env=env, **kw)
+def probe(code: str, *args: str, env: dict | None = None, timeout: float = 180, **kw):
+    """`fedcloud run probe` as an operator runs it: without pytest's PYTEST_CURRENT_TEST in
+    the environment (ipykernel does not capture a child process's output under pytest)."""
+    full = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    return subprocess.run([*FEDCLOUD, "run", "probe", "-p", "code", code, *args, "--no-progress"],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**full, **(env or {})}, cwd=ROOT, **kw)
 
 
 def only_run(outputs: Path) -> Path:
