@@ -1,7 +1,8 @@
 import pytest
 
 from fedcloud_lib.errors import ParameterError, RunbookError
-from fedcloud_lib.params import load_value_files, parse_override, parse_parameters_cell, validate_values
+from fedcloud_lib.params import (as_declared, load_value_files, parse_override,
+                                  parse_parameters_cell, validate_values)
 
 pytestmark = pytest.mark.unit
 
@@ -131,8 +132,6 @@ def test_bad_parameter_files_are_parameter_errors(tmp_path):
 
 
 # ---------------------------------------------------------------- issue 7: bad values
-from fedcloud_lib.params import as_declared  # noqa: E402
-
 STR_CELL = '''
 ticket: str = ""     # ticket [required]
 ident: str = ""      # an identifier
