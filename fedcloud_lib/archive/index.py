@@ -273,8 +273,9 @@ class Archive:
             self.log_event({"event": "head-log", "status": "failed", "run_id": entry.run_id,
                             "message": f"cannot append to the head log {self.head_log}: "
                                        f"{e.strerror or e}"})
-            raise ArchiveError(f"run {entry.run_id} is archived, but its head #{entry.seq} "
-                               f"could not be added to the head log {self.head_log}: "
+            raise ArchiveError(f"run {entry.run_id} is archived (exit 1: its head is not "
+                               f"witnessed), but its head {entry.seq}:{entry.entry_hash} could "
+                               f"not be added to the head log {self.head_log}: "
                                f"{e.strerror or e}", run_id=entry.run_id) from e
 
     def _check_head(self, seq: int, digest: str, by_seq: dict[int, "RunEntry"], where: str

@@ -493,3 +493,17 @@ def test_a_write_failure_while_finishing_ends_the_run_failed(tmp_path, monkeypat
     assert "No space left on device" in rec["error"] and "notebook.html" in rec["error"]
     assert not list(folder.glob(".*.tmp"))
     assert arch.verify() == []
+
+
+def test_a_head_log_that_cannot_be_written_is_loud_but_the_run_is_archived(tmp_path):
+    arch = Archive(tmp_path / "outputs", head_log=tmp_path / "missing-dir" / "heads.log")
+    arch.ensure()
+    started = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    folder = arch.run_folder("demo", "r0", started)
+    with pytest.raises(ArchiveError, match="head log") as e:
+        arch.append(folder, {"run_id": "r0", "runbook": "demo", "started": started.isoformat(),
+                             "status": "succeeded"},
+                    lambda r: (folder / "record.json").write_text(json.dumps(r)))
+    assert f"1:{arch.head()[1]}" in str(e.value)
+    assert [x.run_id for x in arch.list()] == ["r0"] and arch.verify() == []
+    assert '"head-log"' in (arch.root / "fedcloud.log").read_text()
