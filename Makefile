@@ -83,6 +83,7 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine_overhead.py
+	$(BIN)/python bench/many_cells.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
