@@ -28,7 +28,6 @@ from typing import Any
 
 import nbformat
 import psutil
-import yaml
 
 from .. import __version__
 from ..archive.index import Archive, RunEntry
@@ -113,10 +112,14 @@ def _open(reason: str) -> InteractiveRun:
         "results": {}, "pid": os.getpid(), "pid_started": psutil.Process().create_time(),
     }
     writer = RunWriter(folder, scrubber, record)
-    writer.write_text("parameters.yaml", yaml.safe_dump(hidden, sort_keys=False))
-    writer.write_record()
-    writer.event(event="run", status="started", run_id=run_id, runbook=name, interactive=True,
-                 reason=reason)
+    try:
+        writer.write_yaml("parameters.yaml", hidden)
+        writer.write_record()
+        writer.event(event="run", status="started", run_id=run_id, runbook=name,
+                     interactive=True, reason=reason)
+    except OSError as e:
+        raise ArchiveError(f"cannot write the run folder {folder}: {e.strerror or e}",
+                           path=str(folder)) from e
     return InteractiveRun(archive, writer, hidden, started, title)
 
 
@@ -140,23 +143,16 @@ def _finish(run: InteractiveRun, error: str | None = None) -> RunEntry:
             pass
     executions = transcript.take()
     writer, rec = run.writer, run.writer.record
-    for e in executions:
-        writer.event(**e.to_event())
-    writer.notebook(_notebook(run, executions), run.params_scrubbed, None)
-    problem = writer.html()
-    ended = utcnow()
-    results = writer.last_nb.metadata.get("fedcloud", {}).get("results", {})
-    rec.update(status=STATUS, exit_code=1 if error else 0,
-               error=writer.scrubber.text(error or "") or None, ended=ended.isoformat(),
-               duration=round((ended - run.started).total_seconds(), 3), results=results,
-               approve=bool(STATE.applied),
-               applied=[p.summary() for p in STATE.applied])
-    if problem:
-        rec["html_problem"] = problem
-    writer.event(event="run", status=STATUS, exit_code=rec["exit_code"], error=rec["error"])
-    entry = run.archive.append(writer.folder, rec, writer.write_record)
+    try:
+        for e in executions:
+            writer.event(**e.to_event())
+        writer.notebook(_notebook(run, executions), run.params_scrubbed, None)
+    except OSError as e:
+        writer.problems.append(f"notebook.ipynb: {e.strerror or e}")
+    rec.update(approve=bool(STATE.applied), applied=[p.summary() for p in STATE.applied])
     STATE.applied.clear()
-    return entry
+    # the run's end as every run ends (render, scrub, seal, chain): ArchiveError if it cannot
+    return writer.finish(run.archive, STATUS, 1 if error else 0, error, run.started)
 
 
 def archive_run() -> RunEntry:
@@ -221,9 +217,10 @@ def _after_cell(result: Any) -> None:
             else:
                 _checkpoint(run)
                 return
-        except (FedcloudError, OSError) as exc:
-            print(f"fedcloud: could not archive the interactive run {run.run_id}: {exc}",
-                  file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - said loudly; the kernel goes on
+            print(f"fedcloud: could not archive the interactive run {run.run_id}: "
+                  f"{type(exc).__name__}: {exc} (the next fedcloud command archives it as "
+                  f"abandoned)", file=sys.stderr)
             return
     lines = [f"Applied: {a}" for a in run.writer.record.get("applied", [])]
     lines += [f"  {t}" for t in progress.summary()]
@@ -239,8 +236,8 @@ def _at_exit() -> None:
             try:
                 _finish(_current.pop(), error="the kernel shut down before the notebook's last "
                                                "cell ran")
-            except (FedcloudError, OSError):
-                pass  # the next fedcloud command archives it as abandoned
+            except Exception:  # noqa: BLE001 - the next fedcloud command archives it as abandoned
+                pass
 
 
 def install() -> None:
