@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from .errors import ParameterError, RunbookError
+from .shown import shown
 
 __all__ = ["ParamSpec", "parse_parameters_cell", "validate_values", "load_value_files",
            "parse_override", "SECRET_MARKER"]
@@ -317,9 +318,10 @@ def _check(spec: ParamSpec, v: Any) -> str | None:
 
 
 def _shown(spec: ParamSpec | None, v: Any) -> str:
+    """A value in a message: hidden when secret, else a short prefix and its length."""
     if spec is not None and spec.secret:
         return "(secret value hidden)"
-    return repr(v)
+    return shown(v)
 
 
 def validate_values(specs: list[ParamSpec], values: dict, runbook: str = "runbook") -> dict:
@@ -333,8 +335,8 @@ def validate_values(specs: list[ParamSpec], values: dict, runbook: str = "runboo
     for name in values:
         if name not in by_name:
             known = ", ".join(by_name) or "(none)"
-            problems.append(f"{name}: unknown parameter for {runbook} (given {values[name]!r}); "
-                            f"known parameters: {known}")
+            problems.append(f"{name}: unknown parameter for {runbook} "
+                            f"(given {_shown(None, values[name])}); known parameters: {known}")
     result: dict = {}
     for spec in specs:
         if spec.name in values:
