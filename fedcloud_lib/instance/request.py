@@ -45,7 +45,7 @@ def parse_expiry(value: str, klass: InstanceClass,
     v = (value or "").strip().lower()
     limit = klass.max_lifetime_h
     bound = min(limit if limit is not None else MAX_LIFETIME_H, MAX_LIFETIME_H)
-    allowed = (f"at most {limit} h ({limit / 24:g} days) for class {klass.name}"
+    allowed = (f"at most {bound} h ({bound / 24:g} days) for class {klass.name}"
                if limit is not None else
                f"at most {bound} h ({bound // 8760} years) for class {klass.name}, or never")
 
