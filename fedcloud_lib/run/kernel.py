@@ -3,16 +3,21 @@
 :func:`kernel_manager_class` makes the kernel talk over unix sockets in a private
 directory; :func:`make_engine` is papermill's nbclient engine whose saves go through the
 run's writer (scrubbed, into the archive) and which logs one event per cell;
-:func:`first_error` finds what ended a notebook.
+:func:`progress_hook` prints what a cell reports through :mod:`fedcloud_lib.progress`
+on the terminal while the cell runs; :func:`first_error` finds what ended a notebook.
 """
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from contextlib import contextmanager
+from typing import Any, Callable
 
+from .. import progress
 from ..archive.writer import RunWriter
 
-__all__ = ["kernel_manager_class", "make_engine", "first_error", "environ"]
+__all__ = ["kernel_manager_class", "make_engine", "first_error", "environ", "progress_hook"]
 
 
 @contextmanager
@@ -53,7 +58,25 @@ def kernel_manager_class(socket_dir: str):
     return PrivateIPCKernelManager
 
 
+def progress_hook(scrub: Callable[[str], str]) -> Callable[[Any], None]:
+    """What the engine does with each output a cell produces, as it arrives: a
+    :data:`fedcloud_lib.progress.MIME` event is printed (scrubbed) on the terminal above
+    the cell progress bar (``tqdm.write``); other outputs are left alone."""
+    from tqdm import tqdm
+
+    def hook(output: Any) -> None:
+        data = output.get("data") if isinstance(output, dict) else None
+        event = data.get(progress.MIME) if isinstance(data, dict) else None
+        if isinstance(event, dict):
+            line = progress.render(event)
+            if line:
+                tqdm.write(scrub(line), file=sys.stderr)
+
+    return hook
+
+
 def make_engine(writer: RunWriter, params_scrubbed: dict, injected_source: str):
+    from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, NotebookExecutionManager
 
     class Manager(NotebookExecutionManager):
@@ -82,6 +105,25 @@ def make_engine(writer: RunWriter, params_scrubbed: dict, injected_source: str):
                 nb_man.cleanup_pbar()
                 nb_man.notebook_complete()
             return nb_man.nb
+
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False,
+                                     start_timeout=60, execution_timeout=None, **kwargs):
+            """papermill's own, with a client that hands each output to :func:`progress_hook`."""
+            show = progress_hook(writer.scrubber.text)
+
+            class Client(PapermillNotebookClient):
+                def process_message(self, *args, **kw):
+                    output = super().process_message(*args, **kw)
+                    if output is not None:
+                        show(output)
+                    return output
+
+            kwargs = {k: v for k, v in kwargs.items()
+                      if k not in ("input_path", "timeout", "startup_timeout")}
+            return Client(nb_man, timeout=execution_timeout, startup_timeout=start_timeout,
+                          kernel_name=kernel_name, log=logging.getLogger("papermill"),
+                          log_output=log_output, **kwargs).execute()
 
     return Engine
 
