@@ -144,7 +144,11 @@ def format_refusal(ticket: Ticket, error: FedcloudError, *, scrub: Scrubber | No
         lines += [""] + [f"* {w.text(p)}" for p in problems[:MAX_ROWS]]
         if len(problems) > MAX_ROWS:
             lines.append(f"* and {len(problems) - MAX_ROWS} more problems")
-    lines += ["", "Fix the request block in the ticket and ask again."]
+    if error.context.get("kind") == "not-open":
+        lines += ["", "Nothing new is made for a ticket that is not open; an operator retires "
+                      "what it got with " + w.code(f"fedcloud ticket run {ticket.id} --retire") + "."]
+    else:
+        lines += ["", "Fix the request block in the ticket and ask again."]
     return w.finish(lines)
 
 
@@ -180,9 +184,17 @@ def format_outcome(req: TicketRequest, result: Any, approved: bool, *,
                                    if c in inst]), ""]
     retired = res.get("retired")
     if isinstance(retired, dict) and status == "succeeded":
-        lines += ["Retired: " + ", ".join(f"{w.text(k, 40)}: {w.text(v, CELL_CHARS)}"
-                                          for k, v in list(retired.items())[:MAX_ROWS]
-                                          if v and k != "ticket"), ""]
+        parts = []
+        for k, v in list(retired.items())[:MAX_ROWS]:
+            if k in ("ticket", "steps") or not v:
+                continue
+            if isinstance(v, dict):  # e.g. the mail: to whom
+                v = v.get("to") or v.get("name") or ""
+            elif isinstance(v, list):
+                v = ", ".join(str(x) for x in v[:MAX_ROWS] if not isinstance(x, (dict, list)))
+            if v:
+                parts.append(f"{w.text(str(k).replace('_', ' '), 40)}: {w.text(v, CELL_CHARS)}")
+        lines += ["Retired: " + "; ".join(parts), ""]
     if status not in ("succeeded", "planned"):
         err = (getattr(result, "error", None) or "see the archived run").strip()
         lines += ["The run did not finish:", "", *w.block(err), "",

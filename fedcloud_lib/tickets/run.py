@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import FedcloudError, ParameterError, PolicyError
 from ..instance.request import prepare as instance_prepare
-from ..shown import shown
+from ..shown import prefix, shown
 from ..run import engine as run_engine
 from ..run.values import validate as engine_validate
 from ..site.accounts import ACCOUNTS_INPUT, Account, client_for
@@ -28,6 +28,8 @@ from .sources import Ticket, TicketSource
 __all__ = ["TicketOutcome", "PreparedRequest", "run_ticket", "prepare_request", "retire_request",
            "CHECK_SECONDS", "time_limit"]
 
+#: the ``kind`` of the refusal of a ticket that is not open (only retired)
+NOT_OPEN = "not-open"
 #: the longest time reading and checking one ticket's request may take (seconds, CPU
 #: and wall clock; the account system's own timeouts bound its calls)
 CHECK_SECONDS = 20.0
@@ -119,11 +121,12 @@ def prepare_request(ticket: Ticket, policy: Policy, *, fasjson: Any = None,
     again).
     """
     if retire is None and not policy.tickets.is_open(ticket.status):
+        tid = prefix(str(ticket.id))
         raise PolicyError(
-            f"ticket {shown(str(ticket.id))} is {shown(ticket.status)}, not open "
+            f"ticket {tid} is {shown(ticket.status)}, not open "
             f"({', '.join(policy.tickets.open_statuses)}): a ticket that is not open gets no "
-            f"instance; its instance is only retired (fedcloud ticket run {shown(str(ticket.id))}"
-            f" --retire --approve)", ticket=str(ticket.id), status=ticket.status)
+            f"instance; its instance is only retired (fedcloud ticket run {tid} --retire "
+            f"--approve)", ticket=str(ticket.id), status=ticket.status, kind=NOT_OPEN)
     accounts = _AccountsOnce(fasjson or client_for(policy))
     with time_limit(CHECK_SECONDS, "reading the request block"):
         req = retire_request(ticket, **retire) if retire is not None else parse(ticket)

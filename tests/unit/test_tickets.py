@@ -253,11 +253,13 @@ def test_a_ticket_that_is_not_open_never_creates(site, tmp_path, status):
         assert out.exit_code == 2 and out.run_id is None
     assert eng.calls == []  # nothing ran: no kernel, no cloud call
     comment = yaml.safe_load(path.read_text())["comments"][-1]
-    assert "not open" in comment and "--retire" in comment
+    assert "not open" in comment and "`fedcloud ticket run 21 --retire`" in comment
+    assert "Fix the request block" not in comment
     # retiring it is what a closed ticket gets
     retired = tickets.run_ticket(src, "21", site, engine=RetireEngine(), approve=True,
                                  retire={"snapshot": False, "delete_volume": False})
     assert retired.exit_code == 0
+    assert "Retired: servers deleted: web-1; mail: alice@example.test\n" in retired.text
 
 
 def test_open_statuses_come_from_the_site_policy(fas, tmp_path, monkeypatch):
@@ -290,7 +292,10 @@ class RetireEngine(StubEngine):
     def run_runbook(self, runbook, values, **kw):
         self.calls.append((runbook, values, kw))
         return SimpleNamespace(run_id="20261124T130000-abcdef", status="succeeded", exit_code=0,
-                               results={"retired": {"server": "web-1"}}, error=None)
+                               results={"retired": {
+                                   "ticket": "21", "servers_deleted": ["web-1"],
+                                   "volumes_deleted": [], "mail": {"to": "alice@example.test"},
+                                   "steps": [{"index": 1, "action": "delete"}]}}, error=None)
 
 
 ABSURD_EXPIRY = ["99999999999999d", "9" * 5000 + "h", "99999-01-01", "9999-12-31T23:59:59-23:59",
