@@ -166,8 +166,9 @@ def format_outcome(req: TicketRequest, result: Any, approved: bool, *,
     lines = [head, ""]
     if status == "planned" or (not approved and status == "succeeded"):
         lines += ["This was a dry run: the plan below is what an approved run will do. "
-                  "An operator approves it with "
-                  f"{w.code(f'fedcloud ticket run {tid} --approve-plan {run_id}')}.", ""]
+                  "An operator approves exactly this plan with "
+                  f"{w.code(f'fedcloud ticket run {tid} --approve-plan {run_id}')} "
+                  "(refused if the cloud changed since).", ""]
     plan = plan_rows(res.get("plan"))
     if plan:
         lines += ["Plan:", "", w.table(plan, ["action", "kind", "name", "detail"]), ""]
