@@ -90,7 +90,8 @@ class RunRecord:
     come (a run killed halfway keeps what happened until then)."""
 
     def __init__(self, folder: Path, scrubber: Scrubber) -> None:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.parent.mkdir(exist_ok=True, mode=0o700)
+        folder.mkdir(exist_ok=True, mode=0o700)
         self.folder, self.scrubber = folder, scrubber
 
     @classmethod
