@@ -55,7 +55,7 @@ class PlaybookRun:
     seconds: float
     artifacts: str
     tasks: list[TaskResult] = field(default_factory=list)
-    record: str | None = None  # the copy in the run folder (events.jsonl, stdout.txt)
+    record: str | None = None  # its copy in the run folder, e.g. ansible/02-site
 
     @property
     def changed(self) -> list[TaskResult]:
@@ -244,7 +244,8 @@ def run_playbook(
                            f"remove {pdd}/env and run again", command=command)
     run = PlaybookRun(playbook=playbook, check=check, status=r.status, rc=int(r.rc or 0),
                       seconds=time.monotonic() - t0, artifacts=str(Path(r.config.artifact_dir)),
-                      tasks=sink.tasks, record=str(record.folder) if record else None)
+                      tasks=sink.tasks,
+                      record=f"{RECORD_DIR}/{record.folder.name}" if record else None)
     if record is not None:
         record.event({"event": "end", "playbook": playbook, "check": check,
                       "status": run.status, "rc": run.rc, "seconds": round(run.seconds, 1),
@@ -260,6 +261,7 @@ def require_success(run: PlaybookRun) -> PlaybookRun:
         raise RunbookError(
             f"ansible {run.playbook} {'(check mode) ' if run.check else ''}ended {run.status} "
             f"(rc {run.rc}): {failed}. Full output: "
-            f"{run.record + '/stdout.txt' if run.record else run.artifacts + '/stdout'}",
+            + (f"{run.record}/stdout.txt in the run folder" if run.record
+               else f"{run.artifacts}/stdout"),
             artifacts=run.artifacts, failed=[t.task for t in run.failed])
     return run

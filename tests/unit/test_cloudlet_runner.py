@@ -51,6 +51,10 @@ def test_require_success_names_failed_tasks():
     assert "vm: start glance: boom" in str(e.value) and "/tmp/art/stdout" in str(e.value)
     ok = PlaybookRun("site.yml", False, "successful", 0, 1.0, "/tmp/art", [])
     assert require_success(ok) is ok
+    recorded = PlaybookRun("site.yml", False, "failed", 2, 1.0, "/tmp/art", [],
+                           record="ansible/02-site")
+    with pytest.raises(RunbookError, match="ansible/02-site/stdout.txt in the run folder"):
+        require_success(recorded)
 
 
 def test_check_mode_does_not_stick_to_the_next_run(tmp_path, monkeypatch):
@@ -117,7 +121,7 @@ def test_playbook_events_and_stdout_go_into_the_run_folder(tmp_path, monkeypatch
     check = run_playbook(s, str(book), check=True, out=lambda _: None)
     run = run_playbook(s, str(book))  # default out: fedcloud_lib.progress (printed here)
     assert run.status == "successful"
-    assert check.record.endswith("ansible/01-tiny-check") and run.record.endswith("ansible/02-tiny")
+    assert (check.record, run.record) == ("ansible/01-tiny-check", "ansible/02-tiny")
     events = [json.loads(x) for x in (run_dir / "ansible/02-tiny/events.jsonl").read_text()
               .splitlines()]
     tasks = [e for e in events if e["event"] == "task"]
