@@ -164,6 +164,7 @@ def format_outcome(req: TicketRequest, result: Any, approved: bool, *,
     head = (f"**fedcloud** ran {w.code(req.runbook)} for ticket {w.text(tid, 40)}: "
             f"**{w.text(status, 40)}** (run {w.code(run_id)})")
     lines = [head, ""]
+    lines += [f"Archive chain head after this run: `{result.head}`", ""] if getattr(result, "head", None) else []
     if status == "planned" or (not approved and status == "succeeded"):
         lines += ["This was a dry run: the plan below is what an approved run will do. "
                   "An operator approves exactly this plan with "
