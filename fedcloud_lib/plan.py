@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import progress as progress_mod
 from .archive.results import record
 from .cloud import CLOUD_ERRORS
 from .context import current_run, utcnow
@@ -317,7 +318,7 @@ def walk(plan: Plan, handlers: Handlers, ctx: Any, *,
     failure stops the walk with a :class:`CloudError` naming the step; re-running finishes
     the job (handlers find what the earlier run made).
     """
-    say = progress or (lambda msg: print(msg, flush=True))
+    say = progress or progress_mod.say  # a terminal line in a headless run, as it happens
     missing = handlers.missing(plan)
     if missing:
         raise RunbookError(f"the plan has steps this runbook cannot carry out: "
