@@ -358,10 +358,11 @@ def _results(env, run_id: str) -> dict:
 
 
 def test_a_recorded_plan_is_applied_exactly(cloud_env):
-    """The plan the reviewer saw on the ticket is the program: --approve-plan applies it."""
+    """The plan the reviewer saw on the ticket is the program: --approve-plan applies it
+    (a qa instance: its expiry is part of the plan and must come out the same)."""
     env = cloud_env
     name = f"it-{random.randint(1000, 9999)}"
-    tid, _ = file_issue(env, dev_request(name))
+    tid, _ = file_issue(env, dev_request(name, instance_class="qa", expires="3d"))
     dry = env.fedcloud("ticket", "run", tid, "--cloud", CLOUD)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     planned = _run_id(env.pagure.comments(tid)[0])
@@ -378,6 +379,9 @@ def test_a_recorded_plan_is_applied_exactly(cloud_env):
                if s["action"] in ("create", "update", "delete"))
     [server] = env.servers(tid)
     assert server.status == "ACTIVE" and server.metadata["fedcloud_run_id"] == applied
+    meta_step = next(s for s in planned_steps if s["kind"] == "metadata")
+    assert server.metadata["fedcloud_expires_at"] == \
+        meta_step["inputs"]["set"]["fedcloud_expires_at"] != "never"
     shown = env.fedcloud("runs", "show", planned).stdout
     assert f"applied by run(s) {applied}" in shown
 
