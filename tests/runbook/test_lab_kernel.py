@@ -252,3 +252,17 @@ def test_a_kernel_shut_down_before_the_end_finishes_its_run(lab_env, outputs):
     assert entry.status == "interactive" and entry.exit_code == 1
     assert "shut down before the notebook's last cell" in entry.error
     assert Archive(outputs).verify() == []
+
+
+def test_progress_is_a_live_bar_in_the_kernel(nb):
+    nb.code.append(nbformat.v4.new_code_cell(
+        "from fedcloud_lib import progress\n"
+        "with progress.task(total=3, desc='boot servers') as t:\n"
+        "    for i in range(3):\n"
+        "        t.advance(text=f'web-{i} ACTIVE')"))
+    outs = nb.run(len(nb.code) - 1)
+    bars = [st for st in nb.widgets.values() if st.get("_model_name") == "IntProgressModel"]
+    assert len(bars) == 1 and bars[0]["value"] == 3 and bars[0]["bar_style"] == "success"
+    texts = [o["data"].get("text/plain", "") for o in outs if "data" in o]
+    assert any(t.startswith("boot servers: done (3/3)") for t in texts)
+    assert errors(outs) == []

@@ -62,3 +62,25 @@ def test_a_line_is_shown_as_text(shown):
     say = {"v": 1, "type": "say", "text": "TASK [packages] changed vm"}
     progress.show(say, say["text"], bundle(say, say["text"]))
     assert shown == [bundle(say, say["text"])]
+
+
+def test_the_reporting_calls_render_live_in_jupyterlab_and_stay_text_headless(shown, monkeypatch):
+    from fedcloud_lib import progress as reporting
+    from fedcloud_lib.lab import session
+
+    monkeypatch.setattr(reporting, "_kernel", lambda: object())
+    monkeypatch.setattr(session, "interactive", lambda: True)  # a JupyterLab kernel
+    with reporting.task(total=2, desc="copy") as t:
+        t.advance(text="a")
+        t.advance(text="b")
+    bar, label = shown[0].children
+    assert bar.value == 2 and bar.bar_style == "success" and len(shown) == 2
+    assert shown[1]["text/plain"].startswith("copy: done (2/2)")
+    shown.clear()
+    monkeypatch.setattr(session, "interactive", lambda: False)  # under the engine
+    reporting.say("a line")
+    with reporting.task(total=1, desc="one") as t:
+        t.advance()
+    assert [b["text/plain"] for b in shown] == ["a line", "one: started (1 to do)", "one: 1/1",
+                                                shown[-1]["text/plain"]]
+    assert all(MIME in b for b in shown)
