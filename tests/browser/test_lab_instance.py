@@ -168,6 +168,9 @@ def test_instance_for_ticket_in_jupyterlab(cloud_env, lab, chromium, tmp_path):
         archived = page.locator("text=/Archived as interactive run/")
         expect(archived).to_be_visible(timeout=LONG)
         run_id = re.search(r"interactive run (\S+)", archived.inner_text()).group(1)
+        # the walk's progress lines (fedcloud_lib.progress, a terminal line headless)
+        expect(page.locator(f"text=/create server {name}: done in/")).to_have_count(1)
+        expect(page.locator(f"text=/Applied: instance {name} for ticket {tid}/")).to_have_count(1)
         page.screenshot(path=str(tmp_path / "applied-page.png"), full_page=True)
     finally:
         page.close()
