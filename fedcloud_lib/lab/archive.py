@@ -35,6 +35,7 @@ from ..archive.writer import RunWriter, warm_html_exporter
 from ..config import settings
 from ..context import operator_name, utcnow
 from ..errors import ArchiveError, FedcloudError
+from ..plan import new_planning_time
 from ..run.engine import new_run_id
 from ..runbooks import Runbook
 from ..scrub import MARKER, Scrubber, collect_secrets
@@ -150,6 +151,8 @@ def _finish(run: InteractiveRun, error: str | None = None) -> RunEntry:
     except OSError as e:
         writer.problems.append(f"notebook.ipynb: {e.strerror or e}")
     rec.update(approve=bool(STATE.applied), applied=[p.summary() for p in STATE.applied])
+    if STATE.applied:
+        new_planning_time()  # what ran is done: the next plan counts from then
     STATE.applied.clear()
     # the run's end as every run ends (render, scrub, seal, chain): ArchiveError if it cannot
     return writer.finish(run.archive, STATUS, 1 if error else 0, error, run.started)

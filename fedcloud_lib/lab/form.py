@@ -31,6 +31,7 @@ from typing import Any
 from ..context import operator_name, utcnow
 from ..errors import FedcloudError, ParameterError, RunbookError
 from ..params import ParamSpec, parse_override, parse_parameters_cell, validate_values
+from ..plan import new_planning_time
 from ..runbooks import Runbook
 from . import archive, session, transcript
 from .session import STATE, FormDecision
@@ -314,6 +315,7 @@ def form(namespace: dict) -> None:
 
     def on_confirm(values: dict) -> None:
         namespace.update(values)
+        new_planning_time()  # a new request: its plans count from now (and stay so)
         STATE.confirm_form(FormDecision(names, current, dict(values), operator_name(),
                                         utcnow().isoformat()))
 

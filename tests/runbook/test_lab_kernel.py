@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from queue import Empty
 
@@ -36,7 +37,8 @@ FORM = "# NBVAL_RAISES_EXCEPTION\nimport fedcloud_lib\nfedcloud_lib.form(globals
 PLAN = '''import json, pathlib
 from fedcloud_lib.plan import Plan, Step
 facts = json.loads(pathlib.Path(facts_file).read_text())
-plan = Plan.of(f"demo for ticket {ticket}", [Step("create", "thing", facts["name"], "", {"size": facts["size"]})])
+expires = fedcloud_lib.planning_time().isoformat()  # time-dependent, like a lifetime
+plan = Plan.of(f"demo for ticket {ticket}", [Step("create", "thing", facts["name"], "", {"size": facts["size"], "expires": expires})])
 approved = fedcloud_lib.require_approval(plan, approve)'''
 APPLY = '''n = len(list(pathlib.Path(".").glob("applied*.json")))
 pathlib.Path(f"applied-{n}.json").write_text(json.dumps(approved.to_dict()))
@@ -156,6 +158,7 @@ def test_confirmed_plan_is_applied_once_and_archived_as_interactive(nb, outputs)
     assert len(cells) == 3 and errors(cells[2]) == ["StopAfterPlan"]
     assert not list(nb.dir.glob("applied*.json"))
     nb.click("Confirm")
+    time.sleep(1.5)  # the plan made again a moment later counts from the same time
     # Run All: applied, exactly once, and archived after the last cell
     cells = nb.run_all()
     assert [errors(c) for c in cells] == [[], [], [], []]

@@ -146,8 +146,15 @@ def test_form_stops_run_all_until_confirmed_then_keeps_the_values(kernel):
     fields = {c._dom_classes[-1]: c for c in view.children if c._dom_classes}
     text = fields["fedcloud-field-ticket"].children[0].children[1]
     text.value = "77"
+    import datetime as dt
+
+    from fedcloud_lib import plan as plan_mod
+
+    old = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    plan_mod._PLANNING_TIMES["interactive"] = old
     buttons = view.children[-2].children
     buttons[0].click()
+    assert plan_mod.planning_time() > old  # a new request: its plans count from now
     assert ns["ticket"] == "77" and STATE.form.values["ticket"] == "77"
     # Run All again: the parameters cell resets the variables; the form puts them back
     ns2 = namespace()
