@@ -274,7 +274,7 @@ def test_killed_run_is_swept_and_resumed(burst_env):
     plan, skips what the killed run built, and builds the rest."""
     env = burst_env
     ticket = f"mr{uuid.uuid4().hex[:6]}"
-    packages = [p for p in TABLE if TABLE[p][1] in ("ok", "fail")]
+    packages = [p for p in TABLE if TABLE[p][1] in ("ok", "fail") and p != "on-skip-list"]
     params = env.params(ticket, packages, max_builders="3")
     proc = env.start("run", "mass-rebuild-burst", "-f", str(params), "--approve")
     folder = _wait_rows(env, proc, ticket, 3)
@@ -322,7 +322,7 @@ def test_killed_run_is_swept_and_resumed(burst_env):
 def test_watchdog_deletes_the_builders_of_a_killed_kernel(burst_env):
     env = burst_env
     ticket = f"mr{uuid.uuid4().hex[:6]}"
-    packages = [p for p in TABLE if TABLE[p][1] == "ok"]
+    packages = [p for p in TABLE if TABLE[p][1] == "ok" and p != "on-skip-list"]
     params = env.params(ticket, packages, max_builders="2")
     proc = env.start("run", "mass-rebuild-burst", "-f", str(params), "--approve")
     folder = _wait_rows(env, proc, ticket, 1)
@@ -352,8 +352,6 @@ def test_sweep_command_deletes_expired_and_orphaned_builders(burst_env):
     live = env.conn.compute.create_server(
         name="fcb-live", image_id=img.id, flavor_id=flv.id, networks=[{"uuid": net.id}],
         metadata={**common, "fedcloud_run_id": "20990101T000000-bbbbbb", "fedcloud_expires_at": later})
-    for s in (expired, live):
-        env.conn.compute.wait_for_server(s, wait=180)
     listed = env.fedcloud("burst", "sweep", "--cloud", CLOUD)
     assert listed.returncode == 0, listed.stderr
     assert "would delete" in listed.stdout and "fcb-expired" in listed.stdout
