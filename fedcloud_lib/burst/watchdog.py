@@ -13,7 +13,7 @@ computes when the run ends.
 If the watchdog dies too (the machine went away), the next run of the burst deletes the
 leftovers in its plan, and ``fedcloud burst sweep`` does it by hand.
 
-    python -m fedcloud_lib.burst.watchdog --run-id RUN [--cloud NAME]
+    fedcloud_lib.burst.watchdog.main(["--run-id", RUN, "--cloud", NAME])   (what spawn() starts)
 """
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ def spawn(run_id: str, cloud: str | None, log_dir: Path | None = None) -> Watchd
     group do not reach it)."""
     log_dir = log_dir or settings().outputs / ".burst"
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    args = [sys.executable, "-m", "fedcloud_lib.burst.watchdog", "--run-id", run_id]
+    args = [sys.executable, "-c", "import sys; from fedcloud_lib.burst.watchdog import main; "
+            "sys.exit(main(sys.argv[2:]))", "fedcloud-burst-watchdog", "--run-id", run_id]
     if cloud:
         args += ["--cloud", cloud]
     with open(log_dir / f"watchdog-{run_id}.log", "ab") as log:

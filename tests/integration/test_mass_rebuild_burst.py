@@ -280,7 +280,7 @@ def test_killed_run_is_swept_and_resumed(burst_env):
     folder = _wait_rows(env, proc, ticket, 3)
     run_id = folder.name
     kernel = _kernel_of(psutil.Process(proc.pid))
-    dogs = _process_with(["fedcloud_lib.burst.watchdog", run_id])
+    dogs = _process_with(["fedcloud-burst-watchdog", run_id])
     assert kernel is not None and len(dogs) == 1
     meta = [s.metadata for s in env.servers()]
     assert meta and all(m["fedcloud_run_id"] == run_id and m["fedcloud_ticket"] == ticket
@@ -392,3 +392,25 @@ def test_bad_input_is_refused_before_anything_is_created(burst_env, monkeypatch)
     with pytest.raises(PolicyError, match="max_builders: 6 is above"):
         bplan.make_plan(policy, facts)
     assert env.servers() == []
+
+
+def test_sigterm_tears_the_builders_down(burst_env):
+    """SIGTERM to `fedcloud run` in the middle of the builds: the run is archived as
+    interrupted (exit 130) and every builder goes."""
+    env = burst_env
+    ticket = f"mr{uuid.uuid4().hex[:6]}"
+    packages = [p for p in TABLE if TABLE[p][1] == "ok" and p != "on-skip-list"]
+    params = env.params(ticket, packages, max_builders="2")
+    proc = env.start("run", "mass-rebuild-burst", "-f", str(params), "--approve")
+    folder = _wait_rows(env, proc, ticket, 1)
+    servers = env.servers()
+    assert servers
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err[-3000:]
+    for s in servers:
+        env.conn.compute.wait_for_delete(s, wait=180, interval=2)
+    assert env.servers() == []
+    assert env.runs(ticket)[0]["status"] == "interrupted"
+    log = (env.outputs / ".burst" / f"watchdog-{folder.name}.log").read_text()
+    print(log)  # who tore down: the run's finally, or the watchdog when the kernel was shut down
