@@ -32,7 +32,7 @@ from openstack import exceptions as os_exc
 
 from .. import secgroups
 from ..archive.results import record
-from ..cloud import CLOUD_ERRORS
+from ..cloud import CLOUD_ERRORS, server_gone
 from ..context import current_run, utcnow
 from ..errors import CloudError, RunbookError
 from ..plan import Handlers, Plan, Step, StepResult, walk
@@ -44,7 +44,6 @@ from .provision import BootThrottle, Builder, BuilderSpec, Provisioner
 from .request import SshSettings, iso
 from .results import BuildResult, ResultsFile, run_dir
 from .schedule import Job, WorkItem, WorkQueue
-from .sweep import delete_servers
 
 __all__ = ["HANDLERS", "ApplyState", "BurstOutcome", "apply", "compose_command"]
 
@@ -136,9 +135,7 @@ class BurstOutcome:
 
 @HANDLERS.on("server", "delete")
 def _delete_leftover(st: ApplyState, step: Step) -> str:
-    problems = delete_servers(_conns(st), [step.inputs["id"]], wait=600)
-    if problems:
-        raise CloudError(f"cannot delete leftover builder {step.name}: {problems[0]}")
+    server_gone(st.conn, step.inputs["id"])
     return f"{step.inputs['id']} gone"
 
 

@@ -83,11 +83,14 @@ def plan_figure(bp: BurstPlan, *, max_lanes: int = 60) -> Figure:
     ax, hx = fig.subplots(1, 2, width_ratios=[3, 1])
     s = bp.schedule
     lanes = {slot: lane for slot, lane, _, _ in s.slots}
-    for name, slot, start, end in s.assignments:
+    bars: dict[int, list[tuple[float, float]]] = {}
+    for _, slot, start, end in s.assignments:
         lane = lanes.get(slot, 0)
         if lane < max_lanes:
-            ax.broken_barh([(start / 3600, (end - start) / 3600)], (lane + 0.1, 0.8),
-                           facecolors="#0969da", edgecolors="white", linewidth=0.3)
+            bars.setdefault(lane, []).append((start / 3600, (end - start) / 3600))
+    for lane, ranges in bars.items():  # one call per lane: 10,000 packages plot quickly
+        ax.broken_barh(ranges, (lane + 0.1, 0.8), facecolors="#0969da", edgecolors="white",
+                       linewidth=0.3)
     ax.axvline(s.lower_bound_s / 3600, color="#57606a", ls="--", lw=1,
                label=f"lower bound {s.lower_bound_s / 3600:.2f} h")
     ax.axvline(s.makespan_s / 3600, color="#0969da", lw=1,
@@ -139,10 +142,13 @@ def utilisation_figure(outcome: BurstOutcome, *, max_lanes: int = 60) -> Figure:
         if i < max_lanes and b["retired_rel"] is not None:
             top.plot([b["active_rel"], b["retired_rel"]], [i + 0.5, i + 0.5], color="#d0d7de", lw=6,
                      solid_capstyle="butt")
+    bars: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for name, s, e, status in outcome.intervals:
         i = lane.get(name)
         if i is not None and i < max_lanes:
-            top.broken_barh([(s, max(e - s, 1e-3))], (i + 0.15, 0.7), facecolors=_COLORS[status])
+            bars.setdefault((i, status), []).append((s, max(e - s, 1e-3)))
+    for (i, status), ranges in bars.items():
+        top.broken_barh(ranges, (i + 0.15, 0.7), facecolors=_COLORS[status])
     top.set_ylabel("builder")
     top.set_title("builder utilisation (grey: alive, colour: building, by status)")
     u = utilisation(outcome)
