@@ -54,7 +54,7 @@ class Watchdog:
         except (OSError, ValueError):
             pass
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=2)  # it ends as soon as it reads the pipe
         except subprocess.TimeoutExpired:
             pass
 

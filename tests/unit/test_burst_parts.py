@@ -195,5 +195,5 @@ def test_watchdog_stands_down_when_the_run_is_done(monkeypatch, capsys):
 def test_watchdog_process_reads_its_pipe(tmp_path):
     w = watchdog.spawn("r-unit", None, log_dir=tmp_path)
     w.done()
-    assert w.proc.returncode == 0
+    assert w.proc.wait(timeout=120) == 0
     assert "tore its builders down itself" in (tmp_path / "watchdog-r-unit.log").read_text()
