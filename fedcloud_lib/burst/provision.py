@@ -1,16 +1,19 @@
 """Provisioning the burst: many builders, quickly, without drowning the cloud.
 
 :class:`Provisioner` keeps ``target`` builders alive.  At most ``throttle.value`` boot at
-once (:class:`BootThrottle`: halved when a boot fails, raised by one after a window of good
-boots — the throttling Copr did by hand, cutting spawns from 12 to 6).  Two ways to boot:
+once (:class:`BootThrottle`: it starts at the policy's ``boot_ceiling``, grows while boots
+succeed, is halved when one fails — the throttling Copr did by hand, cutting spawns from
+12 to 6 — and stays between ``min_boot_ceiling`` and ``max_boot_ceiling``).  Two ways to boot:
 
 * ``multi``: one nova multi-create call (``min_count=1``, ``max_count=k``: nova makes as
-  many as the quota allows), then the SDK's wait on each server;
+  many as the quota allows), then the SDK's wait on each server; refilled in batches of
+  at least half the ceiling;
 * ``pool``: ``k`` single create calls from a bounded pool of threads, each followed by
   its wait.
 
 With ``auto`` the first wave is split between both, and whichever brought its servers to
-ACTIVE faster (per server) is used from then on; the measurements are kept
+ACTIVE faster (per server; the pool must be 10 % faster, since a multi-create's cost per
+server falls with its size) is used from then on; the measurements are kept
 (:meth:`Provisioner.stats`).  A builder that fails to boot (ERROR, or not ACTIVE within
 ``boot_timeout_s``) is deleted and replaced, until ``max_failures`` failures; after that the
 burst goes on with fewer builders.  A create refused for quota is not retried.
@@ -37,6 +40,9 @@ from ..context import utcnow
 from .connections import ThreadConnections
 from .request import iso
 from .sweep import META, delete_servers, run_builders
+
+#: the pool must beat multi-create by this factor in the first wave to be chosen
+PROBE_MARGIN = 1.1
 
 __all__ = ["BuilderSpec", "Builder", "BootRecord", "BootThrottle", "Provisioner", "address_of",
            "is_quota_error"]
@@ -111,18 +117,22 @@ class BootRecord:
 
 
 class BootThrottle:
-    """The ceiling on concurrent boots: halved on a failure (not below ``lo``), raised by
-    one after ``value`` good boots in a row (not above ``hi``)."""
+    """The ceiling on concurrent boots, adapted like TCP's congestion window.
+
+    Slow start: while no boot has failed, each good boot raises the ceiling by one (it
+    doubles per wave), up to ``hi``.  A failure halves it (not below ``lo``) and ends the
+    slow start; after that it grows by one per window of good boots in a row."""
 
     def __init__(self, start: int, lo: int, hi: int):
         self.lo, self.hi = max(1, lo), max(1, hi)
         self.value = min(max(start, self.lo), self.hi)
+        self.slow_start = True
         self._good = 0
         self.history: list[tuple[float, int]] = [(0.0, self.value)]
 
     def success(self, at: float = 0.0) -> None:
         self._good += 1
-        if self._good >= self.value:
+        if self.slow_start or self._good >= self.value:
             self._good = 0
             if self.value < self.hi:
                 self.value += 1
@@ -130,6 +140,7 @@ class BootThrottle:
 
     def failure(self, at: float = 0.0) -> None:
         self._good = 0
+        self.slow_start = False
         new = max(self.lo, self.value // 2)
         if new != self.value:
             self.value = new
@@ -307,7 +318,10 @@ class Provisioner:
                 need = self.target - len(self.alive) - self.booting
                 room = self.throttle.value - self.booting
                 k = min(need, room)
-                if k > 0:
+                # multi-create pays off in big calls: refill once half the window is free
+                # (or all that is still needed fits), not one server at a time
+                batch = 1 if self.chosen == "pool" else max(1, min(need, self.throttle.value // 2))
+                if k > 0 and (k >= batch or not self._probe):
                     self._launch(k)
                 self._cond.wait(timeout=2.0)
 
@@ -460,7 +474,11 @@ class Provisioner:
         if all(v["done"] >= v["n"] for v in self._probe.values()) and self.chosen is None:
             for v in self._probe.values():
                 v["score"] = max(v["t"]) / max(1, v["n"]) if v["t"] else float("inf")
-            self.chosen = min(self._probe, key=lambda m: (self._probe[m]["score"], m))
+            # seconds per server to bring the whole half to ACTIVE; a multi-create's cost
+            # per server falls with its size (one API call, one scheduling pass), so the
+            # pool must be clearly faster on the small first wave to be chosen
+            multi, pool = self._probe["multi"]["score"], self._probe["pool"]["score"]
+            self.chosen = "pool" if pool * PROBE_MARGIN < multi else "multi"
 
 
 def _parse(value: str | None) -> dt.datetime | None:

@@ -164,15 +164,15 @@ class BurstPolicy:
     ``profiles`` are the instance classes builders may be made from (their flavor, image
     and lifetime); ``max_builders`` is the ceiling of one burst whatever the quota allows;
     ``boot_ceiling`` is how many builders may boot at once to start with: halved when boots
-    fail (never below ``min_boot_ceiling``: the throttling Copr did by hand), raised by
-    one for each window of good boots (never above ``max_boot_ceiling``).
+    fail (never below ``min_boot_ceiling``: the throttling Copr did by hand), raised while
+    boots succeed (never above ``max_boot_ceiling``).
     """
 
     profiles: tuple[str, ...] = ("builder",)
     max_builders: int = 30
     boot_ceiling: int = 12
     min_boot_ceiling: int = 2
-    max_boot_ceiling: int = 20
+    max_boot_ceiling: int = 40
     boot_timeout_s: int = 600
     max_boot_failures: int = 5
     infra_retries: int = 2

@@ -25,6 +25,13 @@ NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
 
 
 def test_boot_throttle_halves_on_failure_and_grows_back_slowly():
+    fresh = provision.BootThrottle(4, 1, 10)
+    for _ in range(4):
+        fresh.success()
+    assert fresh.value == 8  # slow start: doubles per wave while nothing failed
+    for _ in range(8):
+        fresh.success()
+    assert fresh.value == 10  # up to the ceiling
     t = provision.BootThrottle(12, 2, 20)
     t.failure()
     assert t.value == 6
@@ -55,9 +62,14 @@ def test_the_first_wave_measures_both_methods_and_keeps_the_faster():
     p._probe_note("pool", 14.0, True)
     assert p.chosen is None  # not before both halves are in
     p._probe_note("multi", 31.0, True)
-    assert p.chosen == "pool"
+    assert p.chosen == "pool"  # 7 s per server against 15.5
     assert p.stats()["probe"] == {"multi": {"servers": 2, "seconds": 15.5},
                                   "pool": {"servers": 2, "seconds": 7.0}}
+    tie = _prov()
+    tie._probe = {"multi": {"n": 2, "t": [], "done": 0}, "pool": {"n": 2, "t": [], "done": 0}}
+    for m, secs in (("multi", 20.0), ("multi", 21.0), ("pool", 20.0), ("pool", 20.0)):
+        tie._probe_note(m, secs, True)
+    assert tie.chosen == "multi"  # the pool must be clearly faster: multi scales better
     assert _prov("multi").chosen == "multi"
     with pytest.raises(ValueError):
         _prov("fast")
@@ -171,7 +183,7 @@ def test_policy_burst_section(tmp_path):
     assert site.burst.boot_ceiling == 12 and site.burst.min_boot_ceiling == 2
     without = {k: v for k, v in raw.items() if k != "burst"}
     assert pol.from_dict(without).burst == pol.BurstPolicy()  # the section is optional
-    bad = {**raw, "burst": {**raw["burst"], "profiles": ["dev", "nonesuch"], "boot_ceiling": 40,
+    bad = {**raw, "burst": {**raw["burst"], "profiles": ["dev", "nonesuch"], "boot_ceiling": 50,
                             "max_builders": 0, "colour": "red"}}
     with pytest.raises(ConfigError) as e:
         pol.from_dict(bad)
@@ -183,7 +195,7 @@ def test_policy_burst_section(tmp_path):
     text = str(e.value)
     assert "burst.profiles: class 'dev' must be transient" in text
     assert "burst.profiles: 'nonesuch' is not a class" in text
-    assert "burst.boot_ceiling: 40 must be between" in text
+    assert "burst.boot_ceiling: 50 must be between" in text
 
 
 def test_watchdog_stands_down_when_the_run_is_done(monkeypatch, capsys):
