@@ -189,7 +189,7 @@ def test_policy_burst_section(tmp_path):
         pol.from_dict(bad)
     text = str(e.value)
     assert "burst.max_builders" in text and "'colour' was unexpected" in text
-    bad = {**raw, "burst": {**raw["burst"], "profiles": ["dev", "nonesuch"], "boot_ceiling": 40}}
+    bad = {**raw, "burst": {**raw["burst"], "profiles": ["dev", "nonesuch"], "boot_ceiling": 50}}
     with pytest.raises(ConfigError) as e:
         pol.from_dict(bad)
     text = str(e.value)
