@@ -372,7 +372,7 @@ def apply(conn: Any, policy: Policy, plan: Plan, *, executor_factory: ExecutorFa
           progress: Callable[[str], None] | None = None) -> BurstOutcome:
     """Carry out exactly ``plan`` (the approved one).  Every builder the run made is
     deleted before this returns or raises, whatever happened; SIGTERM is handled like
-    Ctrl-C while it runs."""
+    Ctrl-C while it runs, and neither interrupts the teardown."""
     say = progress or (lambda msg: print(msg, flush=True))
     st = ApplyState(conn=conn, policy=policy, folder=run_dir(),
                     executor_factory=executor_factory or _default_executor, progress=say)
@@ -388,9 +388,14 @@ def apply(conn: Any, policy: Policy, plan: Plan, *, executor_factory: ExecutorFa
         raise CloudError(f"applying {plan.title} failed: {exc}; re-run to continue (packages "
                          f"already built are skipped)") from exc
     finally:
+        old_int = None
+        if old_term is not None:  # a second Ctrl-C must not cut the teardown short
+            old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             st.teardown()
         finally:
+            if old_int is not None:
+                signal.signal(signal.SIGINT, old_int)
             if old_term is not None:
                 signal.signal(signal.SIGTERM, old_term)
             if st.results is not None:
