@@ -389,8 +389,9 @@ def apply(conn: Any, policy: Policy, plan: Plan, *, executor_factory: ExecutorFa
                          f"already built are skipped)") from exc
     finally:
         old_int = None
-        if old_term is not None:  # a second Ctrl-C must not cut the teardown short
+        if old_term is not None:  # a second Ctrl-C or SIGTERM must not cut the teardown short
             old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             st.teardown()
         finally:
