@@ -15,6 +15,7 @@ least 2x faster than the serial loop, and at most 1.1x one multi-create call.  R
 (bench/boot20.py, 20 servers): 20 concurrent calls 57.9 s, one multi-create 31.1 s.
 
     .venv/bin/python bench/burst_provision.py [--count 40] [--order burst,multi,serial]
+        [--boot-ceiling N]   (start the burst's ceiling at N instead of the policy's)
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def ids(conn):
             conn.network.find_network("provider").id)
 
 
-def burst(make, n: int, policy) -> tuple[float, dict]:
+def burst(make, n: int, policy, start: int | None = None) -> tuple[float, dict]:
     conns = ThreadConnections(make)
     img, flv, net = ids(conns.get())
     bp = policy.burst
@@ -73,7 +74,7 @@ def burst(make, n: int, policy) -> tuple[float, dict]:
     ready = threading.Event()
     got = []
     prov = Provisioner(conns, spec, target=n, throttle=BootThrottle(
-        bp.boot_ceiling, bp.min_boot_ceiling, bp.max_boot_ceiling), method="auto",
+        start or bp.boot_ceiling, bp.min_boot_ceiling, bp.max_boot_ceiling), method="auto",
         max_failures=bp.max_boot_failures, run_id=f"bench-{uuid.uuid4().hex[:6]}", operator="bench")
 
     def on_ready(b):
@@ -142,19 +143,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=40)
     ap.add_argument("--order", default="burst,multi,serial")
+    ap.add_argument("--boot-ceiling", type=int, default=None)
     a = ap.parse_args()
     policy = site_policy.load()
     admin = openstack.connect(cloud="fedcloud-admin")
     proj, user, make = project(admin, a.count)
     prefix = f"bench-{uuid.uuid4().hex[:4]}-"
     result: dict = {"count": a.count, "flavor": FLAVOR, "order": a.order,
+                    "boot_ceiling": a.boot_ceiling or policy.burst.boot_ceiling,
                     "policy_burst": policy.burst.__dict__}
     try:
         with open("/proc/loadavg") as f:
             result["loadavg_before"] = f.read().split()[:3]
         for what in a.order.split(","):
             if what == "burst":
-                secs, stats = burst(make, a.count, policy)
+                secs, stats = burst(make, a.count, policy, a.boot_ceiling)
                 result.update(burst_s=round(secs, 1), burst_stats=stats)
                 print(f"burst path: {stats['active']} builders ACTIVE in {secs:.1f} s (chosen method "
                       f"{stats['chosen']}; probe {json.dumps(stats['probe'])}; ceiling history "
