@@ -94,11 +94,13 @@ class BurstPlan:
         }
 
     def table(self) -> Any:
+        """:meth:`summary` as a two-column DataFrame (what, value) for the notebook."""
         import pandas as pd
 
         return pd.DataFrame([{"what": k, "value": str(v)} for k, v in self.summary().items()])
 
     def quota_table(self) -> Any:
+        """The quota arithmetic: per resource the limit, usage, freed, builders that fit."""
         import pandas as pd
 
         return pd.DataFrame(list(self.quota), columns=QUOTA_COLUMNS)
