@@ -374,12 +374,7 @@ def test_bad_input_is_refused_before_anything_is_created(burst_env, monkeypatch)
     params = env.params(ticket, ["pkg-ok01", "pkg-ok02"], max_builders="9")
     run = env.fedcloud("run", "mass-rebuild-burst", "-f", str(params), "--approve")
     assert run.returncode == 1
-    assert "max_builders: 9 is above what this project allows now: 5" in run.stderr + run.stdout \
-        or "max_builders: 9" in json.dumps(env.show(run_id_of(run.stderr)))
-    # a template with an unknown placeholder
-    params = env.params(ticket, ["pkg-ok01"], command="build {package} on {host}")
-    run = env.fedcloud("run", "mass-rebuild-burst", "-f", str(params), "--approve")
-    assert run.returncode == 1 and "unknown placeholder {host}" in run.stderr
+    assert "max_builders: 9 is above what this project allows now: 5" in run.stderr
     assert env.servers() == []
     # the library directly: the quota check against the real project
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(env.clouds))
