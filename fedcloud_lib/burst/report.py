@@ -76,39 +76,54 @@ def utilisation(outcome: BurstOutcome, step: float | None = None) -> list[tuple[
     return out
 
 
+def _unit(seconds: float) -> tuple[float, str]:
+    """A readable time unit for a span: (seconds per unit, name)."""
+    if seconds >= 2 * 3600:
+        return 3600.0, "h"
+    if seconds >= 120:
+        return 60.0, "min"
+    return 1.0, "s"
+
+
 def plan_figure(bp: BurstPlan, *, max_lanes: int = 60) -> Figure:
     """The expected schedule (one lane per builder, bars per package) and the expected
     build durations."""
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     ax, hx = fig.subplots(1, 2, width_ratios=[3, 1])
     s = bp.schedule
+    u, name = _unit(s.makespan_s)
     lanes = {slot: lane for slot, lane, _, _ in s.slots}
     bars: dict[int, list[tuple[float, float]]] = {}
     for _, slot, start, end in s.assignments:
         lane = lanes.get(slot, 0)
         if lane < max_lanes:
-            bars.setdefault(lane, []).append((start / 3600, (end - start) / 3600))
+            bars.setdefault(lane, []).append((start / u, (end - start) / u))
     for lane, ranges in bars.items():  # one call per lane: 10,000 packages plot quickly
         ax.broken_barh(ranges, (lane + 0.1, 0.8), facecolors="#0969da", edgecolors="white",
                        linewidth=0.3)
-    ax.axvline(s.lower_bound_s / 3600, color="#57606a", ls="--", lw=1,
-               label=f"lower bound {s.lower_bound_s / 3600:.2f} h")
-    ax.axvline(s.makespan_s / 3600, color="#0969da", lw=1,
-               label=f"makespan {s.makespan_s / 3600:.2f} h (x{s.ratio:.3f})")
-    life = bp.request.builder_lifetime_s / 3600
-    if life <= max(s.makespan_s / 3600, 1e-9) * 1.5:
-        ax.axvline(life, color="#bf8700", ls=":", lw=1.5, label=f"builder lifetime {life:g} h")
+    ax.axvline(s.lower_bound_s / u, color="#57606a", ls="--", lw=1,
+               label=f"lower bound {s.lower_bound_s / u:.2f} {name}")
+    ax.axvline(s.makespan_s / u, color="#0969da", lw=1,
+               label=f"makespan {s.makespan_s / u:.2f} {name} (x{s.ratio:.3f})")
+    life = bp.request.builder_lifetime_s
+    if life <= max(s.makespan_s, 1e-9) * 1.5:
+        ax.axvline(life / u, color="#bf8700", ls=":", lw=1.5,
+                   label=f"builder lifetime {life / u:g} {name}")
     if bp.request.deadline is not None:
-        dl = (bp.request.deadline - bp.request.planned_at).total_seconds() / 3600
-        ax.axvline(dl, color="#cf222e", ls="-.", lw=1.5, label=f"deadline (+{dl:.1f} h)")
-    ax.set_xlabel("hours from the first build")
+        dl = (bp.request.deadline - bp.request.planned_at).total_seconds()
+        if dl <= max(s.makespan_s, 1e-9) * 1.5:
+            ax.axvline(dl / u, color="#cf222e", ls="-.", lw=1.5,
+                       label=f"deadline (+{dl / u:.1f} {name})")
+    ax.set_xlabel(f"{name} from the first build")
     ax.set_ylabel("builder")
     ax.set_title(f"expected schedule: {len(bp.remaining)} packages on {bp.builders} builders "
-                 f"(longest first)")
+                 f"(longest first)" + (f"; the first {max_lanes} shown" if bp.builders > max_lanes
+                                       else ""))
     ax.legend(loc="lower right", fontsize=8)
-    d = [p.expected_s / 60 for p in bp.remaining] or [0]
-    hx.hist(d, bins=30, color="#0969da")
-    hx.set_xlabel("expected build (min)")
+    d = [p.expected_s for p in bp.remaining] or [0]
+    du, dname = _unit(max(d))
+    hx.hist([x / du for x in d], bins=30, color="#0969da")
+    hx.set_xlabel(f"expected build ({dname})")
     hx.set_ylabel("packages")
     hx.set_yscale("log")
     return fig
