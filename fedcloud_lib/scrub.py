@@ -157,11 +157,25 @@ class Scrubber:
         if isinstance(obj, str):
             return self.text(obj)
         if isinstance(obj, dict):
-            return type(obj)(((self.text(k) if keys and isinstance(k, str) else k),
+            return type(obj)(((self.key(k) if keys and isinstance(k, str) else k),
                               self.data(v, keys)) for k, v in obj.items())
         if isinstance(obj, (list, tuple)):
             return type(obj)(self.data(v, keys) for v in obj)
         return obj
+
+    def key(self, k: str) -> str:
+        """A mapping key, scrubbed like text only where a secret of at least
+        :data:`MIN_AMBIENT_LEN` characters (or a secret shape) is in it; a shorter secret
+        replaces a key only when the key is that secret.  Keys are the structure the
+        runbook chose (``ok``, ``plan``): a one-letter secret must not rename them."""
+        if k in self.secrets:
+            return self.marker
+        scrubbed = self.text(k)
+        if scrubbed == k:
+            return k
+        if any(b - a >= MIN_AMBIENT_LEN for a, b in self.spans(k)) or not self.spans(k):
+            return scrubbed  # a long secret (or a shape such as a key block) is in it
+        return k
 
     def found(self, s: str) -> bool:
         """Whether ``s`` holds anything this scrubber would replace."""

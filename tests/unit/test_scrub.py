@@ -136,3 +136,14 @@ def test_headers_in_a_value_keep_the_quote_that_follows():
     out = s.text('X-Auth-Token: abc123def"')
     assert out == f'X-Auth-Token: {MARKER}"'
     assert "abc123" not in s.text("Authorization: Bearer abc123def")
+
+
+def test_a_short_secret_does_not_rename_the_keys_of_recorded_results():
+    """Found by the property test: a declared secret ``k`` turned the result key ``ok``
+    into ``o***``. Keys are replaced only by a long secret in them, or when they are the
+    secret."""
+    s = Scrubber(["k", "hunter2-long-enough"])
+    got = s.data({"ok": True, "k": 1, "the hunter2-long-enough key": 2, "v": "ok k"})
+    assert got["ok"] is True and got[MARKER] == 1 and got["v"] == f"o{MARKER} {MARKER}"
+    [long_key] = [k for k in got if k.startswith("the ")]
+    assert "hunter2" not in long_key  # a key holding a long secret is scrubbed like text
