@@ -35,7 +35,7 @@ from ..archive.index import Archive, RunEntry
 from ..archive.writer import RunWriter, warm_html_exporter
 from ..config import settings
 from ..context import APPROVED_PLAN, INPUTS_DIR, operator_name
-from ..errors import ArchiveError, LockError, ParameterError, StalePlan
+from ..errors import ArchiveError, ConfigError, LockError, ParameterError, StalePlan
 from ..lock import RunLock
 from ..params import SECRET_MARKER, parse_override
 from ..plan import StopAfterPlan
@@ -51,6 +51,9 @@ __all__ = ["run_runbook", "finalize_abandoned", "RunResult", "EXIT_OK", "EXIT_FA
 log = logging.getLogger("fedcloud")
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: errors a notebook raises about its input that only the run could check (a download
+#: that is no disk image, a CHECKSUM file without the file): archived, exit 2 all the same
+KERNEL_INPUT_ERRORS = (ParameterError.__name__, ConfigError.__name__)
 
 
 @dataclass
@@ -237,6 +240,8 @@ def _execute(rb: Runbook, params: dict, params_scrubbed: dict, scrubber: Scrubbe
             status, exit_code, error = "planned", EXIT_OK, None
         elif ename == StalePlan.__name__:
             status = "stale-plan"
+        elif ename in KERNEL_INPUT_ERRORS:
+            exit_code = EXIT_REFUSED
     except KeyboardInterrupt as e:
         status, exit_code = "interrupted", EXIT_INTERRUPTED
         error = "terminated (SIGTERM)" if isinstance(e, _Terminated) else "interrupted (Ctrl-C)"
