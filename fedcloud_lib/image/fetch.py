@@ -105,8 +105,19 @@ def probe(location: str, *, parameter: str = "source") -> int | None:
             raise ParameterError(f"{parameter}: {_short(location)} is not a file",
                                  parameter=parameter)
         return p.stat().st_size
-    with _get(location, parameter, "the image") as r:
-        size = r.headers.get("Content-Length")
+    try:
+        r = requests.head(location, allow_redirects=True, timeout=TIMEOUT)
+    except requests.RequestException as exc:
+        raise ParameterError(f"{parameter}: the image {_short(location)} is unreachable: "
+                             f"{type(exc).__name__}: {str(exc)[:200]}",
+                             parameter=parameter) from exc
+    if r.status_code in (405, 501):  # no HEAD here: ask for the body, read none of it
+        with _get(location, parameter, "the image") as g:
+            r = g
+    if r.status_code >= 400:
+        raise ParameterError(f"{parameter}: the image {_short(location)} answered HTTP "
+                             f"{r.status_code} {r.reason}", parameter=parameter)
+    size = r.headers.get("Content-Length")
     return int(size) if size and size.isdigit() else None
 
 

@@ -83,7 +83,7 @@ class ThrowawayKey:
 
     def keyring(self, path: Path, *, armor: bool = False) -> Path:
         """The public key as a keyring file (binary, or armored)."""
-        self._gpg(*(["--armor"] if armor else []), "--output", str(path), "--export")
+        self._gpg("--yes", *(["--armor"] if armor else []), "--output", str(path), "--export")
         return Path(path)
 
     def clearsign(self, path: Path, out: Path | None = None) -> Path:
