@@ -276,7 +276,8 @@ def test_kill_during_upload_then_rerun(env):
     r = env.run("1", source=env.http.url(img.name), checksum=sha256(img))
     ok(r)
     steps = env.plan_steps()
-    assert [s[:2] for s in steps if s[1] == "image"][:len(left)] == [("delete", "image")] * len(left)
+    image_steps = [s[:2] for s in steps if s[1] == "image"]
+    assert image_steps[:len(left)] == [("delete", "image")] * len(left)
     [image] = env.images()  # one image, no queued leftovers
     assert image.status == "active" and image.properties["fedcloud_boot_test"].startswith("passed")
     assert list(env.work.glob("*")) == []  # the killed run's work file was swept too

@@ -121,3 +121,20 @@ def test_sop_record_and_user_data_follow_the_profile():
 def test_fill_placeholders():
     assert iprof.fill("{major}/x-{version}", "41-1.4") == "41/x-41-1.4"
     assert iprof.fill("{major}", "rawhide") == "rawhide"
+
+
+def test_example_parameter_files_are_valid():
+    from fedcloud_lib.image import request
+    from fedcloud_lib.params import load_value_files
+    from fedcloud_lib.run.values import validate
+
+    site = pol.load(pol.DEFAULT_POLICY_PATH)
+    examples = sorted((pol.DEFAULT_POLICY_PATH.parent / "image-create").glob("*.yaml"))
+    assert len(examples) >= 3
+    for f in examples:
+        values = validate("image-create", load_value_files([f]))
+        if not values["source"]:  # the profile's defaults: the whole request checks out
+            req = request.prepare(site, **{k: values[k] for k in (
+                "source", "checksum", "signature", "profile", "version", "visibility",
+                "ticket")})
+            assert req.checksum.endswith("-CHECKSUM") and req.signature == "clearsigned"
