@@ -76,16 +76,20 @@ class ImageEnv:
                 "FEDCLOUD_OPERATOR": "image-test", "PYTHONPATH": str(ROOT),
                 "TMPDIR": str(self.tmp)}
 
-    def args(self, version: str, *, approve: bool, **params: str) -> list[str]:
+    def args(self, version: str, *, approve: bool, approve_plan: str = "",
+             **params: str) -> list[str]:
         args = [sys.executable, "-m", "fedcloud_lib.cli", "run", "image-create", "--no-progress",
                 "--cloud", CLOUD, "-p", "profile", params.pop("profile", self.profile),
                 "-p", "version", version]
         for k, v in params.items():
             args += ["-p", k, v]
+        if approve_plan:
+            return args + ["--approve-plan", approve_plan]
         return args + (["--approve"] if approve else [])
 
-    def run(self, version: str, *, approve: bool = True, **params: str):
-        r = subprocess.run(self.args(version, approve=approve, **params), cwd=ROOT,
+    def run(self, version: str, *, approve: bool = True, approve_plan: str = "", **params: str):
+        r = subprocess.run(self.args(version, approve=approve, approve_plan=approve_plan,
+                                     **params), cwd=ROOT,
                            env=self.env(), capture_output=True, text=True, timeout=900)
         self.runs.append(r)
         return r
@@ -152,11 +156,14 @@ def test_import_with_signed_checksum_boot_test_and_rerun(env):
 
     dry = env.run("41-1.4", approve=False, **params)
     ok(dry)
-    assert env.last_run()["status"] == "planned" and env.images() == []
+    planned = env.last_run()
+    assert planned["status"] == "planned" and env.images() == []
     assert [s[:2] for s in env.plan_steps()] == [
         ("create", "download"), ("create", "image"), ("create", "boot test")]
 
-    ok(env.run("41-1.4", **params))
+    # the reviewed plan is applied as recorded (re-planned from today's facts: it agrees)
+    ok(env.run("41-1.4", approve_plan=planned["run_id"], **params))
+    assert env.last_run()["plan_of"] == planned["run_id"]
     [image] = env.images()
     props = image.properties
     assert image.status == "active" and image.name == f"{env.prefix}img-41-1.4"
