@@ -57,7 +57,7 @@ def cmd_describe(args) -> int:
     for p in rb.parameters:
         flags = [f for f, on in (("required", p.required), ("secret", p.secret)) if on]
         allowed = p.allowed + (f" ({', '.join(flags)})" if flags else "")
-        default = "***" if p.secret and p.default else repr(p.default)
+        default = p.to_dict()["default"] if p.secret else repr(p.default)
         rows.append({"name": p.name, "type": str(p.type), "default": default,
                      "allowed": allowed, "help": p.help})
     print(_table(rows, ["name", "type", "default", "allowed", "help"]))

@@ -31,6 +31,7 @@ _KEYS = {"outputs", "runbooks", "kernel", "secrets_dir"}
 
 @dataclass(frozen=True)
 class Settings:
+    """Where things are (see the module docstring for each setting and its variable)."""
     outputs: Path
     runbooks: Path
     kernel: str

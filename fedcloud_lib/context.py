@@ -43,6 +43,7 @@ class CurrentRun:
         return p if p is not None and p.is_file() else None
 
     def input_path(self, name: str) -> Path | None:
+        """Where the engine put the run input ``name`` (None outside a run)."""
         return self.run_dir / INPUTS_DIR / f"{name}.json" if self.run_dir else None
 
     @property

@@ -22,11 +22,12 @@ from typing import Any
 import yaml
 
 from .errors import ParameterError, RunbookError
+from .scrub import MARKER
 
 __all__ = ["ParamSpec", "parse_parameters_cell", "validate_values", "load_value_files",
            "parse_override", "SECRET_MARKER"]
 
-SECRET_MARKER = "***"
+SECRET_MARKER = MARKER  # what a secret value is shown as, everywhere
 _BASE_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
 # a trailing [word; word=value; ...] group; "[the docs]" (words with spaces) stays help text
 _CONSTRAINT_RE = re.compile(r"\[\s*([A-Za-z_]+\s*(?:=.*|;.*)?)\]\s*$")

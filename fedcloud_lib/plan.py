@@ -70,6 +70,7 @@ class Step:
 
     @property
     def changes(self) -> bool:
+        """Whether the step changes the cloud (create, update or delete)."""
         return self.action in CHANGES
 
     @property
@@ -78,14 +79,17 @@ class Step:
         return (self.action, self.kind, self.name, _canonical(self.inputs))
 
     def label(self) -> str:
+        """``action kind name``, how messages name the step."""
         return f"{self.action} {self.kind} {self.name}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The step as JSON (what the archive records)."""
         return {"action": self.action, "kind": self.kind, "name": self.name,
                 "detail": self.detail, "inputs": dict(self.inputs)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Step":
+        """A step from its recorded JSON."""
         return cls(action=d["action"], kind=d["kind"], name=d["name"],
                    detail=d.get("detail", ""), inputs=d.get("inputs") or {})
 
@@ -107,9 +111,11 @@ class Plan:
 
     @property
     def changes(self) -> tuple[Step, ...]:
+        """The steps that change something."""
         return tuple(s for s in self.steps if s.changes)
 
     def decisions(self) -> list[tuple[str, str, str, str]]:
+        """What the plan is compared on, step by step (not the human ``detail``)."""
         return [s.decision for s in self.steps]
 
     def differences(self, other: "Plan") -> list[str]:
@@ -134,6 +140,7 @@ class Plan:
         return out
 
     def to_frame(self):
+        """The plan as a DataFrame (action, kind, name, detail)."""
         import pandas as pd
 
         return pd.DataFrame([{"action": s.action, "kind": s.kind, "name": s.name,
@@ -141,10 +148,12 @@ class Plan:
                             columns=["action", "kind", "name", "detail"])
 
     def rows(self) -> list[dict[str, str]]:
+        """The plan as a list of rows (action, kind, name, detail) for tables and tickets."""
         return [{"action": s.action, "kind": s.kind, "name": s.name, "detail": s.detail}
                 for s in self.steps]
 
     def summary(self) -> str:
+        """One line: the title and how many steps of each action."""
         counts: dict[str, int] = {}
         for s in self.steps:
             counts[s.action] = counts.get(s.action, 0) + 1
@@ -152,11 +161,13 @@ class Plan:
                                     or "nothing to do")
 
     def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON (title, planned_at, run_id, steps with their inputs)."""
         return {"title": self.title, "planned_at": self.planned_at, "run_id": self.run_id,
                 "steps": [s.to_dict() for s in self.steps]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Plan":
+        """A plan from its recorded JSON; RunbookError if it is not one."""
         try:
             return cls(title=d["title"], steps=tuple(Step.from_dict(s) for s in d["steps"]),
                        planned_at=d.get("planned_at", ""), run_id=d.get("run_id"))
@@ -261,11 +272,13 @@ class Handlers:
         self._table: dict[tuple[str, str], Handler] = {}
 
     def on(self, kind: str, *actions: str) -> Callable[[Handler], Handler]:
+        """Decorate ``fn(ctx, step)`` as the handler of ``kind`` for ``actions``."""
         for a in actions:
             if a not in ACTIONS:
                 raise ValueError(f"unknown action {a!r}")
 
         def register(fn: Handler) -> Handler:
+            """Register ``fn`` for each action."""
             for a in actions:
                 self._table[(kind, a)] = fn
             return fn
@@ -273,6 +286,7 @@ class Handlers:
         return register
 
     def get(self, kind: str, action: str) -> Handler | None:
+        """The handler of ``(kind, action)``, or None."""
         return self._table.get((kind, action))
 
     def missing(self, plan: Plan) -> list[str]:

@@ -19,11 +19,13 @@ __all__ = ["Runbook", "list_runbooks", "get_runbook"]
 
 @dataclass(frozen=True)
 class Runbook:
+    """A runbook notebook: its name (file stem), path, title, purpose, parameters and version."""
     name: str
     path: Path
 
     @cached_property
     def notebook(self) -> nbformat.NotebookNode:
+        """The notebook as read by nbformat (RunbookError if unreadable)."""
         try:
             return nbformat.read(self.path, as_version=4)
         except Exception as e:  # nbformat raises several kinds
@@ -32,6 +34,7 @@ class Runbook:
 
     @cached_property
     def title(self) -> str:
+        """The ``# Title`` of the first markdown cell."""
         first = self._first_markdown()
         m = re.search(r"^#\s+(.+)$", first, re.M)
         return m.group(1).strip() if m else self.name
@@ -54,6 +57,7 @@ class Runbook:
 
     @cached_property
     def parameters_cell(self):
+        """The one cell tagged ``parameters`` (RunbookError unless exactly one)."""
         tagged = [c for c in self.notebook.cells if "parameters" in c.metadata.get("tags", [])]
         if len(tagged) != 1:
             raise RunbookError(f"runbook {self.name}: needs exactly one cell tagged 'parameters', "
@@ -62,6 +66,7 @@ class Runbook:
 
     @cached_property
     def parameters(self) -> list[ParamSpec]:
+        """The declared parameters, parsed from the parameters cell."""
         return parse_parameters_cell(self.parameters_cell.source, where=f"runbook {self.name}")
 
     @cached_property
@@ -80,6 +85,7 @@ class Runbook:
 
 
 def list_runbooks(directory: Path | None = None) -> list[Runbook]:
+    """Every runbook of the runbook directory (``FEDCLOUD_RUNBOOKS``), sorted by name."""
     d = directory or settings().runbooks
     if not d.is_dir():
         raise RunbookError(f"runbook directory {d} does not exist (set FEDCLOUD_RUNBOOKS)")
@@ -87,6 +93,7 @@ def list_runbooks(directory: Path | None = None) -> list[Runbook]:
 
 
 def get_runbook(name: str, directory: Path | None = None) -> Runbook:
+    """The runbook called ``name``; ParameterError naming the available ones if there is none."""
     books = {r.name: r for r in list_runbooks(directory)}
     if name not in books:
         raise ParameterError(

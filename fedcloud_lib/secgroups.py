@@ -22,6 +22,7 @@ _ANY = {"IPv4": "0.0.0.0/0", "IPv6": "::/0"}
 
 @dataclass(frozen=True, order=True)
 class Rule:
+    """One security group rule, normalised (IPv4/IPv6 "anywhere" spelt out, protocol names lower-case)."""
     direction: str
     ethertype: str
     protocol: str | None = None
@@ -30,6 +31,7 @@ class Rule:
     remote: str | None = None  # CIDR, or "group:<id>"
 
     def describe(self) -> str:
+        """The rule in words, e.g. ``ingress IPv4 tcp 22 from 0.0.0.0/0``."""
         proto = self.protocol or "any"
         ports = ("" if self.port_min is None else
                  f" {self.port_min}" + ("" if self.port_max in (None, self.port_min)
@@ -37,6 +39,7 @@ class Rule:
         return f"{self.direction} {self.ethertype} {proto}{ports} from {self.remote}"
 
     def create_args(self) -> dict[str, Any]:
+        """Keyword arguments for ``network.create_security_group_rule``."""
         args: dict[str, Any] = {"direction": self.direction, "ether_type": self.ethertype}
         if self.protocol:
             args["protocol"] = self.protocol
@@ -49,6 +52,7 @@ class Rule:
 
 
 def standard_rules(ports: Iterable[int] = (22, 80, 443)) -> frozenset[Rule]:
+    """The rules of the standard group: ingress tcp ``ports`` from anywhere (IPv4 and IPv6) plus the default egress."""
     rules = {Rule("egress", e, remote=_ANY[e]) for e in ("IPv4", "IPv6")}
     for port in ports:
         for e in ("IPv4", "IPv6"):
@@ -80,6 +84,7 @@ def rule_of(r: Any) -> Rule:
 
 @dataclass
 class GroupState:
+    """A project's group as found: the group (None if absent), missing rules, extra rules (with their ids)."""
     name: str
     group: Any | None
     missing: list[Rule] = field(default_factory=list)
@@ -87,15 +92,18 @@ class GroupState:
 
     @property
     def exists(self) -> bool:
+        """Whether the group exists."""
         return self.group is not None
 
     @property
     def action(self) -> str:
+        """What making it standard takes: create, repair or reuse."""
         if not self.exists:
             return "create"
         return "repair" if (self.missing or self.extra) else "reuse"
 
     def detail(self) -> str:
+        """What differs from the standard, in words (for the plan)."""
         if not self.exists:
             return "ingress tcp 22, 80, 443 (IPv4 and IPv6) + default egress"
         parts = []
@@ -117,6 +125,7 @@ def _find(conn: Any, name: str) -> Any | None:
 
 
 def inspect(conn: Any, name: str, ports: Iterable[int] = (22, 80, 443)) -> GroupState:
+    """The state of group ``name`` in the connection's project compared with the standard rules (reads only)."""
     want = standard_rules(ports)
     try:
         group = _find(conn, name)

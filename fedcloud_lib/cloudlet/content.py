@@ -44,6 +44,7 @@ PROVIDER_CIDR = "198.51.100.0/24"  # RFC 5737 documentation range: never routed 
 
 
 def project_user(project: str) -> str:
+    """The name of a project's member user."""
     return f"fedcloud-{project}"
 
 
@@ -104,6 +105,7 @@ def test_image_file() -> Path:
 
 @dataclass(frozen=True)
 class ContentChange:
+    """One object of the cloudlet's content and what ensure_content did with it (created, updated, present)."""
     kind: str
     name: str
     action: str  # created | updated | present
@@ -204,4 +206,5 @@ def ensure_content(settings: CloudletSettings, conn=None,
 
 
 def image_checksum(path: Path) -> str:
+    """The md5 Glance reports for the test image file (what an intact upload has)."""
     return hashlib.md5(Path(path).read_bytes()).hexdigest()  # noqa: S324 - glance's checksum

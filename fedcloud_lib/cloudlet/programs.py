@@ -52,10 +52,12 @@ def program_for(service: str, host: str | None = None) -> str:
 
 
 def program_for_queue(queue: str) -> str:
+    """The program consuming an RPC queue (compute.<host>, conductor, scheduler)."""
     if queue.startswith("compute."):
         return "nova-compute-" + queue.split(".", 1)[1]
     return {"conductor": "nova-conductor", "scheduler": "nova-scheduler"}.get(queue, queue)
 
 
 def match(pattern: str, name: str) -> bool:
+    """Whether program ``name`` matches ``pattern`` (exact, or a ``prefix*``)."""
     return name == pattern or (pattern.endswith("*") and name.startswith(pattern[:-1]))

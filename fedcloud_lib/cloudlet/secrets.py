@@ -19,6 +19,7 @@ PROJECTS = ("production", "testing")
 
 
 def secret_keys() -> list[str]:
+    """The names of the passwords a cloudlet's secrets file holds."""
     keys = ["keystone_admin", "rabbit_openstack"]
     keys += [f"db_{s}" for s in ("keystone",) + SERVICES]
     keys += [f"keystone_{s}" for s in SERVICES]
@@ -54,6 +55,7 @@ def ensure_secrets(path: Path) -> list[str]:
 
 
 def load_secrets(path: Path) -> dict[str, str]:
+    """The cloudlet's passwords (ConfigError if the file is missing or readable by others)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}

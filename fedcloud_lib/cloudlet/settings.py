@@ -42,6 +42,7 @@ class Host:
 
 @dataclass(frozen=True)
 class CloudletSettings:
+    """A cloudlet's install settings, validated: hosts and roles, service mode, drivers, provider network, storage."""
     cloudlet: str
     hosts: tuple[Host, ...]
     service_mode: str = "supervisor"
@@ -59,27 +60,33 @@ class CloudletSettings:
     # ---------------------------------------------------------------- derived
     @property
     def controller(self) -> Host:
+        """The controller host."""
         return next(h for h in self.hosts if "controller" in h.roles)
 
     @property
     def compute_names(self) -> list[str]:
+        """Every compute host name (a host may run several fake computes)."""
         return [n for h in self.hosts if "compute" in h.roles for n in h.compute_names]
 
     @property
     def controller_address(self) -> str:
+        """The address the services of the controller are reached at."""
         c = self.controller
         return self.bind_address if c.local else c.address
 
     @property
     def keystone_url(self) -> str:
+        """The public identity endpoint."""
         return f"http://{self.controller_address}:5000/v3"
 
     @property
     def secrets_file(self) -> Path:
+        """Where the cloudlet's generated passwords live."""
         return SECRETS_DIR / f"{self.cloudlet}.yaml"
 
     @property
     def local(self) -> bool:
+        """Whether every host is this machine."""
         return all(h.local for h in self.hosts)
 
     def inventory(self) -> dict[str, Any]:
@@ -100,6 +107,7 @@ class CloudletSettings:
         return {"all": {"hosts": hosts, "children": groups}}
 
     def extravars(self) -> dict[str, Any]:
+        """The ansible extra vars (no secrets: the playbook reads them from the secrets file)."""
         ev = {
             "fedcloud_cloudlet": self.cloudlet,
             "fedcloud_service_mode": self.service_mode,

@@ -31,15 +31,18 @@ PROGRAMS_CONF = Path("/etc/supervisor/conf.d/fedcloud.conf")
 
 @dataclass(frozen=True)
 class ProgramState:
+    """One supervisord program: name, state (RUNNING, STOPPED, FATAL, ...) and supervisor's detail."""
     name: str
     state: str  # RUNNING, STOPPED, FATAL, BACKOFF, STARTING, EXITED, ...
     detail: str
 
     def row(self) -> dict[str, str]:
+        """The program as a table row, with its log."""
         return {"program": self.name, "state": self.state, "detail": self.detail, "log": log_of(self.name)}
 
 
 def installed() -> bool:
+    """Whether the local cloudlet's programs are defined (the install playbook ran)."""
     return PROGRAMS_CONF.exists() and shutil.which("supervisord") is not None
 
 
@@ -49,6 +52,7 @@ def _ctl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def supervisord_running() -> bool:
+    """Whether supervisord answers."""
     if shutil.which("supervisorctl") is None:
         return False
     r = _ctl("pid", timeout=30)
@@ -72,6 +76,7 @@ def status() -> list[ProgramState]:
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on ``host:port``."""
     try:
         with socket.create_connection((host, port), timeout=1):
             return True
@@ -151,6 +156,7 @@ def start(only: str | None = None, out: Callable[[str], None] = print) -> int:
 
 
 def rpc_consumers() -> dict[str, int]:
+    """RabbitMQ queue name -> number of consumers."""
     r = subprocess.run(["rabbitmqctl", "list_queues", "-q", "name", "consumers"],
                        capture_output=True, text=True, timeout=60)
     out = {}
@@ -277,6 +283,7 @@ def _tree_pss_kb(pid: int) -> int:
 
 
 def require_installed() -> None:
+    """ConfigError unless the local cloudlet is installed."""
     if not installed():
         raise ConfigError(f"the local cloudlet is not installed ({PROGRAMS_CONF} missing): "
                           "run `make cloudlet` or the cloudlet-install runbook")

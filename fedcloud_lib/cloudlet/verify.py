@@ -28,6 +28,7 @@ WAIT = 180
 
 @dataclass
 class Check:
+    """One verification check: its name, the service it exercises, its status (OK, FAIL, SKIP), time, detail and the log to read."""
     name: str
     service: str
     status: str = "OK"  # OK | FAIL | SKIP
@@ -36,6 +37,7 @@ class Check:
     log: str = ""
 
     def row(self) -> dict[str, Any]:
+        """The check as a table row."""
         return {"check": self.name, "service": self.service, "status": self.status,
                 "seconds": round(self.seconds, 1), "detail": self.detail, "log": self.log}
 
@@ -63,6 +65,7 @@ def ensure_standard_group(conn) -> str:
 
 @dataclass
 class Verifier:
+    """Runs the checks in order and keeps one Check per check; workload checks stop after the first failure, cleanup always runs."""
     admin_cloud: str = content.ADMIN_CLOUD
     user_cloud: str = "fedcloud-testing"
     expect_hosts: list[str] | None = None  # compute host names that must be hypervisors
@@ -72,6 +75,7 @@ class Verifier:
 
     # ------------------------------------------------------------------ plumbing
     def check(self, name: str, service: str, fn: Callable[[], Any], *, needs_ok: bool = True) -> Any:
+        """Run one check; a failure (CheckFailed or any exception) is recorded with its service and log, not raised."""
         c = Check(name, service)
         if needs_ok and self._stop_workload and name.startswith("workload"):
             c.status, c.detail = "SKIP", "an earlier check failed"
@@ -108,9 +112,11 @@ class Verifier:
 
     @property
     def failed(self) -> list[Check]:
+        """The checks that failed."""
         return [c for c in self.checks if c.status == "FAIL"]
 
     def frame(self):
+        """The checks as a DataFrame."""
         import pandas as pd
 
         return pd.DataFrame([c.row() for c in self.checks],
@@ -118,6 +124,7 @@ class Verifier:
 
     # ------------------------------------------------------------------ checks
     def run(self) -> "Verifier":
+        """Tokens, endpoints, services, hypervisors and quotas, then the workload (if asked)."""
         admin = self.check("token fedcloud-admin", "keystone", lambda: connect(self.admin_cloud, authorize=True))
         user = self.check(f"token {self.user_cloud}", "keystone", lambda: connect(self.user_cloud, authorize=True))
         other = "fedcloud-production" if self.user_cloud != "fedcloud-production" else "fedcloud-testing"
@@ -391,6 +398,7 @@ class Verifier:
 def verify(admin_cloud: str = content.ADMIN_CLOUD, user_cloud: str = "fedcloud-testing",
            expect_hosts: list[str] | None = None, workload: bool = True,
            out: Callable[[str], None] | None = None) -> Verifier:
+    """Verify a cloudlet end to end (see the module docstring); returns the Verifier with its checks."""
     v = Verifier(admin_cloud=admin_cloud, user_cloud=user_cloud, expect_hosts=expect_hosts,
                  workload=workload)
     if out:

@@ -33,6 +33,7 @@ class MailOutcome:
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The outcome as JSON."""
         return {"sent": self.sent, "to": self.to, "cc": list(self.cc),
                 "accepted": list(self.accepted), "subject": self.subject, "stamp": self.stamp,
                 "reason": self.reason}
@@ -49,6 +50,7 @@ REMINDERS = (
 def instance_ready_body(*, requester: str, ticket: str, name: str, address: str | None,
                         login_user: str, instance_class: str, flavor: str, image: str,
                         expires_at: str, volume: str | None, run_id: str | None) -> str:
+    """The text of the "your instance is ready" mail: how to log in, expiry, /srv, the policy reminders."""
     login = (f"ssh {login_user}@{address}" if address else
              "(no address yet; the admins will tell you)")
     pairs = [("ticket", ticket), ("name", name), ("address", address or "none yet"),

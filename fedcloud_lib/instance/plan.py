@@ -30,15 +30,18 @@ class InstancePlan:
     quota: tuple[dict[str, Any], ...]
 
     def table(self) -> Any:
+        """The plan's steps as a DataFrame."""
         return self.plan.to_frame()
 
     def quota_table(self) -> Any:
+        """The quota headroom as a DataFrame (resource, used, requested, limit, headroom_after)."""
         import pandas as pd
 
         return pd.DataFrame(list(self.quota), columns=QUOTA_COLUMNS)
 
     @property
     def changes(self) -> bool:
+        """Whether applying the plan changes anything."""
         return bool(self.plan.changes)
 
 

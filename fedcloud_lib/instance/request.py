@@ -88,9 +88,11 @@ class InstanceRequest:
 
     @property
     def volume_name(self) -> str:
+        """The name of the request's /srv volume."""
         return f"{self.name}-srv"
 
     def as_dict(self) -> dict[str, Any]:
+        """The request as JSON (what the run records)."""
         return {
             "ticket": self.ticket, "requester": self.requester, "purpose": self.purpose,
             "instance_class": self.klass.name, "name": self.name, "flavor": self.flavor,
@@ -100,6 +102,7 @@ class InstanceRequest:
 
 
 def iso(value: dt.datetime | None) -> str:
+    """A UTC time as ``YYYY-MM-DDTHH:MM:SSZ`` (``never`` for None), the form of every stamp in metadata."""
     return "never" if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

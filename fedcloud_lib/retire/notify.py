@@ -12,6 +12,7 @@ __all__ = ["instance_retired_body", "send_retired_mail"]
 
 def instance_retired_body(*, requester: str, ticket: str, name: str, snapshot: str | None,
                           volume: str | None, volume_deleted: bool, run_id: str | None) -> str:
+    """The text of the "your instance was retired" mail."""
     vol = ("none" if not volume else
            f"{volume} (deleted)" if volume_deleted else f"{volume} (kept; ask to delete it)")
     pairs = [("ticket", ticket), ("name", name), ("final snapshot", snapshot or "none"),

@@ -11,6 +11,7 @@ __all__ = ["make_plan", "snapshot_name"]
 
 
 def snapshot_name(server_name: str, ticket: str) -> str:
+    """The name of a server's final snapshot."""
     return f"{server_name}-final-{ticket}"
 
 

@@ -66,8 +66,9 @@ def format_outcome(req: TicketRequest, result: Any, approved: bool) -> str:
     lines = [head, ""]
     if status == "planned" or (not approved and status == "succeeded"):
         lines += ["This was a dry run: the plan below is what an approved run will do. "
-                  "An operator approves it with "
-                  f"`fedcloud ticket run {req.ticket.id} --approve`.", ""]
+                  "An operator approves exactly this plan with "
+                  f"`fedcloud ticket run {req.ticket.id} --approve-plan {result.run_id}` "
+                  "(refused if the cloud changed since).", ""]
     plan = plan_rows(res.get("plan"))
     if plan:
         lines += ["Plan:", "", _md_table(plan, ["action", "kind", "name", "detail"]), ""]

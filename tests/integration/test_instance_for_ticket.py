@@ -5,7 +5,9 @@ OpenStack; mail on a real SMTP server on loopback; FASJSON served locally.
 """
 from __future__ import annotations
 
+import json
 import random
+import re
 import signal
 import time
 
@@ -323,3 +325,62 @@ def test_standard_group_is_created_exactly(conn):  # noqa: F811
         group = secgroups.inspect(conn, name).group
         if group is not None:
             conn.network.delete_security_group(group, ignore_missing=True)
+
+
+def _run_id(comment: str) -> str:
+    m = re.search(r"\(run `([^`]+)`\)", comment)
+    assert m, comment
+    return m.group(1)
+
+
+def _results(env, run_id: str) -> dict:
+    [folder] = list((env.tmp / "outputs").glob(f"*/*/{run_id}"))
+    return json.loads((folder / "record.json").read_text())
+
+
+def test_a_recorded_plan_is_applied_exactly(cloud_env):
+    """The plan the reviewer saw on the ticket is the program: --approve-plan applies it."""
+    env = cloud_env
+    name = f"it-{random.randint(1000, 9999)}"
+    tid, _ = file_issue(env, dev_request(name))
+    dry = env.fedcloud("ticket", "run", tid, "--cloud", CLOUD)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    planned = _run_id(env.pagure.comments(tid)[0])
+    planned_steps = _results(env, planned)["results"]["plan"]["steps"]
+    run = env.fedcloud("ticket", "run", tid, "--approve-plan", planned, "--cloud", CLOUD)
+    assert run.returncode == 0, run.stdout + run.stderr
+    applied = _run_id(env.pagure.comments(tid)[1])
+    rec = _results(env, applied)
+    assert rec["plan_of"] == planned and rec["results"]["approved_plan_of"] == planned
+    walked = rec["results"]["instance"]["steps"]
+    assert [(s["action"], s["kind"], s["name"]) for s in walked] == \
+        [(s["action"], s["kind"], s["name"]) for s in planned_steps]
+    assert all(s["status"] == "done" for s in walked
+               if s["action"] in ("create", "update", "delete"))
+    [server] = env.servers(tid)
+    assert server.status == "ACTIVE" and server.metadata["fedcloud_run_id"] == applied
+    shown = env.fedcloud("runs", "show", planned).stdout
+    assert f"applied by run(s) {applied}" in shown
+
+
+def test_a_plan_the_cloud_no_longer_supports_is_refused(cloud_env):
+    """Between the dry run and its approval the requester's keypair appears: the recorded
+    plan (create keypair) no longer holds; the run ends stale-plan and changes nothing."""
+    env, c = cloud_env, cloud_env.conn
+    name = f"it-{random.randint(1000, 9999)}"
+    tid, requester = file_issue(env, dev_request(name))
+    dry = env.fedcloud("ticket", "run", tid, "--cloud", CLOUD)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    planned = _run_id(env.pagure.comments(tid)[0])
+    assert f"| create | keypair | fas-{requester} |" in env.pagure.comments(tid)[0]
+    key = env.fas.users[requester]["sshpubkeys"][0]
+    c.compute.create_keypair(name=f"fas-{requester}", public_key=key)
+    before = snapshot(c)
+    run = env.fedcloud("ticket", "run", tid, "--approve-plan", planned, "--cloud", CLOUD)
+    assert run.returncode == 1, run.stdout + run.stderr
+    answer = env.pagure.comments(tid)[1]
+    assert "stale-plan" in answer and "create keypair" in answer and "became reuse keypair" in answer
+    assert snapshot(c) == before  # nothing was changed
+    assert env.servers(tid) == [] and env.volumes(tid) == []
+    stale = _run_id(answer)
+    assert _results(env, stale)["status"] == "stale-plan"
