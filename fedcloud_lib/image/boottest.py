@@ -20,7 +20,7 @@ from typing import Any
 import tenacity
 from openstack import exceptions as os_exc
 
-from ..cloud import CLOUD_ERRORS, GONE
+from ..cloud import CLOUD_ERRORS, GONE, server_gone
 from ..context import current_run
 
 __all__ = ["BootResult", "BOOT_OUTPUT", "console_state", "run", "leftover_servers"]
@@ -93,11 +93,6 @@ def leftover_servers(conn: Any, image_id: str) -> list[Any]:
             if (s.metadata or {}).get(BOOT_TEST_OF) == image_id and s.status not in GONE]
 
 
-def _delete(conn: Any, server: Any, wait: int) -> None:
-    conn.compute.delete_server(server, ignore_missing=True)
-    conn.compute.wait_for_delete(server, wait=wait)
-
-
 def run(conn: Any, image_id: str, inputs: dict[str, Any], *, name: str,
         say=print) -> BootResult:
     """Boot ``image_id`` as ``inputs`` say (flavor, network, user data, marker, timeouts),
@@ -106,7 +101,7 @@ def run(conn: Any, image_id: str, inputs: dict[str, Any], *, name: str,
     timeout = int(inputs["timeout_s"])
     for old in leftover_servers(conn, image_id):
         say(f"removing boot-test server {old.name} ({old.id}) left by an earlier run")
-        _delete(conn, old, timeout)
+        server_gone(conn, old.id, timeout)
     t0 = time.monotonic()
     server = None
     attrs: dict[str, Any] = dict(
@@ -148,4 +143,4 @@ def run(conn: Any, image_id: str, inputs: dict[str, Any], *, name: str,
                           f"{inputs['login_marker']!r} within {timeout} s; last lines: {last}")
     finally:
         if server is not None:
-            _delete(conn, server, timeout)
+            server_gone(conn, server.id, timeout)

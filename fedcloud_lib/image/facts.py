@@ -137,6 +137,8 @@ def resolve_source(req: ImageRequest) -> Source:
     name = source_name(req.source)
     size = probe(req.source)
     if req.checksum_is_digest:
+        if req.signature:  # checked after the download; make sure it is there now
+            probe(req.signature, parameter="signature", what="the signature")
         return Source(location=req.source, file_name=name, sha256=req.checksum,
                       checksum_from="parameter", image_signature=req.signature or None,
                       size=size)

@@ -97,25 +97,25 @@ def fetch_small(location: str, dest: Path, *, parameter: str, what: str,
     return dest
 
 
-def probe(location: str, *, parameter: str = "source") -> int | None:
-    """Is the source there?  Its size in bytes when known (no body is read)."""
+def probe(location: str, *, parameter: str = "source", what: str = "the image") -> int | None:
+    """Is ``location`` there?  Its size in bytes when known (no body is read)."""
     if not is_url(location):
         p = Path(location)
         if not p.is_file():
-            raise ParameterError(f"{parameter}: {_short(location)} is not a file",
+            raise ParameterError(f"{parameter}: {what} {_short(location)} is not a file",
                                  parameter=parameter)
         return p.stat().st_size
     try:
         r = requests.head(location, allow_redirects=True, timeout=TIMEOUT)
     except requests.RequestException as exc:
-        raise ParameterError(f"{parameter}: the image {_short(location)} is unreachable: "
+        raise ParameterError(f"{parameter}: {what} {_short(location)} is unreachable: "
                              f"{type(exc).__name__}: {str(exc)[:200]}",
                              parameter=parameter) from exc
     if r.status_code in (405, 501):  # no HEAD here: ask for the body, read none of it
-        with _get(location, parameter, "the image") as g:
+        with _get(location, parameter, what) as g:
             r = g
     if r.status_code >= 400:
-        raise ParameterError(f"{parameter}: the image {_short(location)} answered HTTP "
+        raise ParameterError(f"{parameter}: {what} {_short(location)} answered HTTP "
                              f"{r.status_code} {r.reason}", parameter=parameter)
     size = r.headers.get("Content-Length")
     return int(size) if size and size.isdigit() else None

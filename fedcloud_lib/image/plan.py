@@ -95,8 +95,12 @@ def boot_server_name(req: ImageRequest) -> str:
 def _image_steps(req: ImageRequest, facts: Facts) -> list[Step]:
     src, prof, m = facts.source, req.profile, facts.match
     if m is not None and m.status == "active":
-        return [Step("reuse", "image", req.name, f"active ({m.id}); sha256 {src.sha256[:16]}... "
-                     f"already imported", {"id": m.id})]
+        steps = [Step("reuse", "image", req.name, f"active ({m.id}); sha256 "
+                      f"{src.sha256[:16]}... already imported", {"id": m.id})]
+        if m.hidden:
+            steps.append(Step("update", "image", req.name, "unhide: the version this run "
+                              "imports", {"id": m.id, "hide": False}))
+        return steps
     if m is not None:
         return [Step("update", "image", req.name, f"reactivate ({m.id}, {m.status}: "
                      f"{m.boot_test or 'no boot test recorded'}) for a new boot test",

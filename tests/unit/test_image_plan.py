@@ -162,6 +162,13 @@ def test_rerun_after_a_crash_before_the_boot_test_only_boot_tests():
                          "create boot test fedcloud-qa-41-1.4-boottest"]
 
 
+def test_a_hidden_image_imported_again_is_shown_again():
+    hidden = image("41-1.4", sha=SHA, hidden=True, hidden_at=iso(1))
+    p = make_plan(SITE, qa_request(), facts(match=hidden, images=[hidden]), now=NOW)
+    assert labels(p)[:2] == ["reuse image fedcloud-qa-41-1.4", "update image fedcloud-qa-41-1.4"]
+    assert p.plan.steps[1].inputs == {"id": hidden.id, "hide": False}
+
+
 def test_deactivated_image_is_reactivated_and_tested_again():
     bad = image("41-1.4", sha=SHA, status="deactivated", boot="failed 2026-11-20: ERROR")
     p = make_plan(SITE, qa_request(), facts(match=bad, images=[bad]), now=NOW)
