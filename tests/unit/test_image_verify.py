@@ -273,3 +273,74 @@ def test_a_broken_off_download_is_a_service_error(tmp_path):
     srv.close()
     assert "broke off after" in str(e.value) and e.value.exit_code == 4
     assert list(tmp_path.glob("*.part")) == []
+
+
+# --------------------------------------------------------------------------- the source
+
+@pytest.fixture
+def site_with_key(tmp_path, key):
+    from dataclasses import replace
+
+    from fedcloud_lib.site import policy as pol
+
+    site = pol.load(pol.DEFAULT_POLICY_PATH)
+    ring = str(key.keyring(tmp_path / "ring.gpg"))
+    return replace(site, images=replace(site.images, keyrings={"fedora": ring}))
+
+
+def _prepare(site, **kw):
+    from fedcloud_lib.image import request
+
+    return request.prepare(site, profile="qa", version="1", **kw)
+
+
+def test_source_resolved_from_a_signed_checksum_file(tmp_path, key, site_with_key):
+    from fedcloud_lib.image.facts import resolve_source
+
+    img = make_qcow2(tmp_path / "disk.qcow2", 16, 1)
+    sums = tmp_path / "CHECKSUM"
+    sums.write_text(f"SHA256 (disk.qcow2) = {sha256(img)}\nSHA256 (other.raw) = {A}\n")
+    key.detach_sign(sums, tmp_path / "CHECKSUM.sig")
+    with FileServer(tmp_path) as srv:
+        src = resolve_source(_prepare(site_with_key, source=srv.url("disk.qcow2"),
+                                      checksum=srv.url("CHECKSUM"),
+                                      signature=srv.url("CHECKSUM.sig")))
+    assert src.sha256 == sha256(img) and src.size == img.stat().st_size
+    assert src.checksum_signature.fingerprint == key.fingerprint
+    assert src.checksum_from.endswith("/CHECKSUM") and src.file_name == "disk.qcow2"
+
+
+@pytest.mark.parametrize("case, error, code, text", [
+    ("unreachable", ParameterError, 2, "source: the image http://127.0.0.1:"),
+    ("absent", ParameterError, 2, "has no sha256 for 'disk.qcow2'; it lists 'other.raw'"),
+    ("badsig", CheckFailed, 1, "BAD signature on CHECKSUM file"),
+    ("notclearsigned", ParameterError, 2, "'clearsigned', but CHECKSUM file"),
+    ("nosignature", ParameterError, 2, "signature: the signature http://127.0.0.1:"),
+])
+def test_bad_sources_are_refused_before_any_cloud_call(tmp_path, key, site_with_key, case,
+                                                       error, code, text):
+    from fedcloud_lib.image.facts import resolve_source
+
+    img = make_qcow2(tmp_path / "disk.qcow2", 16, 1)
+    sums = tmp_path / "CHECKSUM"
+    sums.write_text(f"SHA256 ({'other.raw' if case == 'absent' else 'disk.qcow2'}) = "
+                    f"{sha256(img)}\n")
+    signed = key.clearsign(sums, tmp_path / "CHECKSUM.asc")
+    signed.write_text(signed.read_text().replace(sha256(img), B))  # tampered after signing
+    with FileServer(tmp_path) as srv:
+        kw = dict(source=srv.url("disk.qcow2"), checksum=srv.url("CHECKSUM"))
+        if case == "badsig":
+            kw.update(checksum=srv.url("CHECKSUM.asc"), signature="clearsigned")
+        elif case == "notclearsigned":
+            kw.update(signature="clearsigned")
+        elif case == "nosignature":
+            kw.update(checksum=sha256(img), signature=srv.url("disk.qcow2.sig"))
+        req = _prepare(site_with_key, **kw)
+        if case == "unreachable":
+            srv.httpd.server_close()  # nothing listens any more
+            srv.httpd.shutdown()
+        with pytest.raises(error) as e:
+            resolve_source(req)
+    assert text in str(e.value) and e.value.exit_code == code, str(e.value)
+    if case == "badsig":
+        assert key.fingerprint[-16:] in str(e.value)
