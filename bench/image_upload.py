@@ -1,23 +1,28 @@
 """Benchmark: image-create's import of a 1 GiB image against a plain streaming copy.
 
 In one run of this script, against the same Glance (``fedcloud-testing``), from the same
-local HTTP server:
+local HTTP server (stdlib ``http.server``):
 
-* **baseline** — ``curl URL | glance image-create`` done with the SDK: the HTTP response
-  body handed as a file object to ``conn.image.create_image`` (nothing verified, nothing
-  on disk), until ``active``; in a child process, whose peak RSS is read too;
-* **image-create** — ``fedcloud run image-create --approve`` (download to disk with
-  sha256, ``qemu-img info``, upload of the verified file, wait for ``active``, compare
-  Glance's ``os_hash_value``, boot test).  Its upload time is the plan's ``image`` step;
-  the kernel's and the ``fedcloud`` process's peak RSS (``VmHWM``) are polled.
+1. **memory** — one real ``fedcloud run image-create --approve`` (download with sha256,
+   ``qemu-img info``, upload of the verified file, wait for ``active``, Glance's
+   ``os_hash_value`` compared, boot test); the kernel's and the ``fedcloud`` process's
+   peak RSS (``VmHWM``) are polled.  Target: kernel < 200 MB.
+2. **throughput**, ``--reps`` times, alternating, each in a child process:
+   * *baseline* — ``curl URL | glance image-create`` done with the SDK: the HTTP response
+     body handed as a file object to ``conn.image.create_image``, until ``active``
+     (nothing verified, nothing on disk);
+   * *image-create* — the runbook's own plan (request → facts → plan) and handlers
+     (:func:`fedcloud_lib.image.apply.apply`) for its ``download`` and ``image`` steps
+     only (no kernel start, no boot test): the upload is the ``image`` step (verified
+     file → ``active`` → ``os_hash_value`` checked), the whole import adds the download.
 
-The baseline runs before and after image-create; the ratios printed are image-create's
-throughput over the baseline's (mean of both runs): for the upload (target >= 0.9), and
-for the whole import (download + verify + upload), which pays for verifying before
-anything reaches Glance.  Target for memory: kernel peak RSS < 200 MB.
-Every image is deleted afterwards.
+Printed: medians, and image-create's throughput over the baseline's for the upload
+(target >= 0.9) and for the whole import, which verifies everything before anything
+reaches Glance and so downloads and uploads one after the other.  Every image is deleted
+afterwards.  The machine is shared: run it when the cloudlet is quiet, and look at the
+spread of the repetitions.
 
-    .venv/bin/python bench/image_upload.py [--size-mb 1024] [--cloud fedcloud-testing]
+    .venv/bin/python bench/image_upload.py [--size-mb 1024] [--reps 3] [--cloud fedcloud-testing]
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,8 +59,10 @@ def vmhwm(pid: int) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ child processes
+
 def baseline(url: str, name: str, cloud: str) -> dict:
-    """In this (child) process: stream ``url`` straight into Glance, until active."""
+    """Stream ``url`` straight into Glance, until active (then delete it)."""
     import openstack
     import requests
 
@@ -71,11 +79,39 @@ def baseline(url: str, name: str, cloud: str) -> dict:
     return {"seconds": secs, "bytes": size, "peak_rss": vmhwm(os.getpid())}
 
 
-def run_baseline(url: str, name: str, cloud: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--baseline", url, name, "--cloud", cloud],
-                         capture_output=True, text=True, check=True)
+def ours(url: str, digest: str, profile: str, cloud: str) -> dict:
+    """image-create's plan and handlers for the download and image steps (then delete)."""
+    from fedcloud_lib import image
+    from fedcloud_lib.cloud import connect
+    from fedcloud_lib.context import utcnow
+    from fedcloud_lib.plan import Plan
+    from fedcloud_lib.site import policy as site_policy
+
+    policy = site_policy.load()
+    req = image.request.prepare(policy, source=url, checksum=digest, profile=profile,
+                                version="1")
+    conn = connect(cloud)
+    facts = image.facts.gather(conn, policy, req, image.facts.resolve_source(req))
+    plan = image.plan.make_plan(policy, req, facts, now=utcnow()).plan
+    steps = [s for s in plan.steps if s.kind in ("download", "image") and s.action == "create"]
+    assert [s.kind for s in steps] == ["download", "image"], plan.rows()
+    out = image.apply.apply(conn, policy, Plan(plan.title, tuple(steps)), progress=False,
+                            say=lambda _: None)
+    conn.image.delete_image(out.image_id)
+    secs = {s.kind: s.seconds for s in out.steps}
+    return {"download": secs["download"], "upload": secs["image"], "bytes": out.size,
+            "peak_rss": vmhwm(os.getpid())}
+
+
+def child(*args: str, env: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                         env=env, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"{args[0]} failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
+
+# ------------------------------------------------------------------ the run
 
 def watch(proc: subprocess.Popen, peaks: dict, stop: threading.Event) -> None:
     """Poll the fedcloud process and its kernel for their peak RSS."""
@@ -96,14 +132,61 @@ def watch(proc: subprocess.Popen, peaks: dict, stop: threading.Event) -> None:
         stop.wait(0.2)
 
 
+def full_run(url: str, digest: str, profile: str, cloud: str, env: dict) -> dict:
+    cmd = [sys.executable, "-m", "fedcloud_lib.cli", "run", "image-create", "--no-progress",
+           "--approve", "--cloud", cloud, "-p", "profile", profile, "-p", "version", "1",
+           "-p", "source", url, "-p", "checksum", digest]
+    peaks: dict[str, int] = {}
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    w = threading.Thread(target=watch, args=(proc, peaks, stop), daemon=True)
+    w.start()
+    out, err = proc.communicate()
+    stop.set()
+    w.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"fedcloud run failed: {err[-2000:]}")
+    rec = json.loads(max(Path(env["FEDCLOUD_OUTPUTS"]).glob("image-create/*/*/record.json"),
+                         key=lambda p: p.stat().st_mtime).read_text())
+    steps = {s["kind"]: s["seconds"] for s in rec["results"]["image"]["steps"]}
+    return {"wall": time.perf_counter() - t0, "steps": steps, "peaks": peaks}
+
+
+def cleanup(cloud: str, prefix: str, profile: str) -> None:
+    import openstack
+
+    conn = openstack.connect(cloud=cloud)
+    pid = conn.current_project_id
+    for hidden in (False, True):
+        for i in conn.image.images(owner=pid, is_hidden=hidden):
+            if (i.name or "").startswith(prefix) or \
+                    (i.properties or {}).get("fedcloud_profile") == profile:
+                conn.image.delete_image(i, ignore_missing=True)
+    for s in conn.compute.servers():
+        if s.name.startswith(prefix):
+            conn.compute.delete_server(s, ignore_missing=True)
+
+
+def _list(values) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size-mb", type=int, default=1024, help="image size in MiB (default 1024)")
+    ap.add_argument("--reps", type=int, default=3, help="throughput repetitions (default 3)")
     ap.add_argument("--cloud", default="fedcloud-testing")
     ap.add_argument("--baseline", nargs=2, metavar=("URL", "NAME"), help=argparse.SUPPRESS)
+    ap.add_argument("--ours", nargs=3, metavar=("URL", "SHA256", "PROFILE"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.baseline:
         print(json.dumps(baseline(*args.baseline, args.cloud)))
+        return 0
+    if args.ours:
+        print(json.dumps(ours(*args.ours, args.cloud)))
         return 0
 
     free = shutil.disk_usage("/").free
@@ -123,7 +206,7 @@ def main() -> int:
         policy = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
         policy["images"] = {
             "work_dir": str(t / "work"),
-            "boot_test": {"timeout_s": 600, "console_grace_s": 2},
+            "boot_test": {"timeout_s": 900, "console_grace_s": 2},
             "profiles": {profile: {
                 "image_name": f"{prefix}img", "contents": "benchmark image",
                 "root_key_groups": ["sysadmin-main"], "formats": ["raw"],
@@ -134,68 +217,41 @@ def main() -> int:
         (t / "policy.yaml").write_text(yaml.safe_dump(policy))
         env = {**os.environ, "FEDCLOUD_POLICY": str(t / "policy.yaml"),
                "FEDCLOUD_OUTPUTS": str(t / "outputs"), "OS_CLOUD": args.cloud}
+        base, mine = [], []
         with FileServer(served) as http:
             url = http.url("bench.raw")
             try:
-                b1 = run_baseline(url, f"{prefix}baseline-1", args.cloud)
-                cmd = [sys.executable, "-m", "fedcloud_lib.cli", "run", "image-create",
-                       "--no-progress", "--approve", "--cloud", args.cloud, "-p", "profile",
-                       profile, "-p", "version", "1", "-p", "source", url, "-p", "checksum",
-                       digest]
-                peaks: dict[str, int] = {}
-                stop = threading.Event()
-                t0 = time.perf_counter()
-                proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
-                w = threading.Thread(target=watch, args=(proc, peaks, stop), daemon=True)
-                w.start()
-                out, err = proc.communicate()
-                wall = time.perf_counter() - t0
-                stop.set()
-                w.join()
-                if proc.returncode != 0:
-                    print(out, err, file=sys.stderr)
-                    return 1
-                b2 = run_baseline(url, f"{prefix}baseline-2", args.cloud)
-                rec = json.loads(next((t / "outputs").glob("image-create/*/*/record.json"))
-                                 .read_text())
+                full = full_run(url, digest, profile, args.cloud, env)
+                cleanup(args.cloud, prefix, profile)
+                for i in range(args.reps):
+                    base.append(child("--baseline", url, f"{prefix}baseline-{i}", "--cloud",
+                                      args.cloud, env=env))
+                    mine.append(child("--ours", url, digest, profile, "--cloud", args.cloud,
+                                      env=env))
             finally:
                 cleanup(args.cloud, prefix, profile)
-    steps = {s["kind"]: s["seconds"] for s in rec["results"]["image"]["steps"]}
-    size = rec["results"]["image"]["size"]
-    base_s = (b1["seconds"] + b2["seconds"]) / 2
-    up_s, dl_s = steps["image"], steps["download"]
-    print(f"image: {size / MB:.0f} MB raw, Glance {args.cloud} (file store)")
-    base_rss = max(b1["peak_rss"], b2["peak_rss"])
-    print(f"baseline (HTTP body -> SDK create_image): {b1['seconds']:.2f} s, "
-          f"{b2['seconds']:.2f} s -> {size / base_s / MB:.0f} MB/s; peak RSS "
-          f"{base_rss / MB:.0f} MB")
-    print(f"image-create upload (verified file -> active, os_hash checked): {up_s:.2f} s "
-          f"-> {size / up_s / MB:.0f} MB/s")
-    print(f"image-create download+verify (sha256, sha512, qemu-img): {dl_s:.2f} s")
-    print(f"image-create whole run incl. kernel start, plan and boot test: {wall:.1f} s "
-          f"(boot test {steps.get('boot test', 0):.1f} s)")
-    print(f"peak RSS: kernel {peaks.get('kernel', 0) / MB:.0f} MB, fedcloud process "
-          f"{peaks.get('fedcloud', 0) / MB:.0f} MB  (target < 200 MB)")
-    print(f"ratio upload throughput / baseline = {base_s / up_s:.3f}  (target >= 0.9)")
-    print(f"ratio whole import (download+verify+upload) / baseline = "
-          f"{base_s / (up_s + dl_s):.3f}  (verifying before upload is sequential by design)")
+    size = mine[0]["bytes"]
+    b = statistics.median(x["seconds"] for x in base)
+    up = statistics.median(x["upload"] for x in mine)
+    whole = statistics.median(x["upload"] + x["download"] for x in mine)
+    dl = statistics.median(x["download"] for x in mine)
+    print(f"image: {size / MB:.0f} MB raw; Glance of {args.cloud} (file store); {args.reps} reps; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"baseline curl|glance (HTTP body -> SDK create_image): median {b:.2f} s "
+          f"({_list(x['seconds'] for x in base)}) -> {size / b / MB:.0f} MB/s")
+    print(f"image-create upload (verified file -> active, os_hash checked): median {up:.2f} s "
+          f"({_list(x['upload'] for x in mine)}) -> {size / up / MB:.0f} MB/s")
+    print(f"image-create download + verify (sha256, sha512, qemu-img): median {dl:.2f} s")
+    steps = full["steps"]
+    print(f"full `fedcloud run image-create`: {full['wall']:.1f} s wall, upload step "
+          f"{steps.get('image', 0):.1f} s, boot test {steps.get('boot test', 0):.1f} s")
+    print(f"peak RSS: kernel {full['peaks'].get('kernel', 0) / MB:.0f} MB, fedcloud process "
+          f"{full['peaks'].get('fedcloud', 0) / MB:.0f} MB (target < 200 MB); children: "
+          f"baseline {max(x['peak_rss'] for x in base) / MB:.0f} MB, image-create "
+          f"{max(x['peak_rss'] for x in mine) / MB:.0f} MB")
+    print(f"ratio upload throughput / baseline = {b / up:.3f}  (target >= 0.9)")
+    print(f"ratio whole import (download + verify + upload) / baseline = {b / whole:.3f}")
     return 0
-
-
-def cleanup(cloud: str, prefix: str, profile: str) -> None:
-    import openstack
-
-    conn = openstack.connect(cloud=cloud)
-    pid = conn.current_project_id
-    for hidden in (False, True):
-        for i in conn.image.images(owner=pid, is_hidden=hidden):
-            if (i.name or "").startswith(prefix) or \
-                    (i.properties or {}).get("fedcloud_profile") == profile:
-                conn.image.delete_image(i, ignore_missing=True)
-    for s in conn.compute.servers():
-        if s.name.startswith(prefix):
-            conn.compute.delete_server(s, ignore_missing=True)
 
 
 if __name__ == "__main__":
