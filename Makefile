@@ -71,6 +71,7 @@ test-integration: cloudlet test-deps
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine_overhead.py
+	$(BIN)/python bench/many_cells.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -64,6 +64,7 @@ def format_outcome(req: TicketRequest, result: Any, approved: bool) -> str:
     head = (f"**fedcloud** ran `{req.runbook}` for ticket {req.ticket.id}: **{status}** "
             f"(run `{result.run_id}`)")
     lines = [head, ""]
+    lines += [f"Archive chain head after this run: `{result.head}`", ""] if getattr(result, "head", None) else []
     if status == "planned" or (not approved and status == "succeeded"):
         lines += ["This was a dry run: the plan below is what an approved run will do. "
                   "An operator approves exactly this plan with "
