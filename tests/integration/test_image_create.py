@@ -146,7 +146,7 @@ def ok(r: subprocess.CompletedProcess) -> None:
 
 # --------------------------------------------------------------------------- happy path
 
-def test_import_with_signed_checksum_boot_test_and_rerun(env):
+def test_import_with_signed_checksum_approved_plan_and_boot_test(env):
     img = env.publish("Test-Cloud-41-1.4.x86_64.qcow2")
     sums = write_checksum(env.tmp / "CHECKSUM", [img])
     env.key.clearsign(sums, env.served / "Test-Cloud-41-1.4-CHECKSUM")
