@@ -136,6 +136,8 @@ def env(testing_cloud, name_prefix, tmp_path):
             yield e
         finally:
             key.close()
+            for i in e.images():  # hidden ones too: name_prefix's purge lists visible ones
+                testing_cloud.image.delete_image(i, ignore_missing=True)
             for r in e.runs:  # a failing test shows what the runs said
                 print(" ".join(r.args[3:]), "->", r.returncode, r.stderr[-1500:])
 
