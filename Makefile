@@ -1,6 +1,6 @@
 # fedcloud — every target does its own set-up on a fresh Debian 12 machine (as root).
 #   make demo   the main job: install the local cloudlet with the cloudlet-install runbook
-#               (headless, archived), then run an SOP runbook against it
+#               (headless, archived), then a ticket becomes an instance on it (scripts/demo.py)
 #   make test   everything the tests need (venv, kernel, cloudlet), then every test tier
 SHELL := /bin/bash
 PY ?= python3
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 FEDCLOUD := $(BIN)/fedcloud
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: help bootstrap venv demo cloudlet cloudlet-start cloudlet-stop cloudlet-status verify \
+.PHONY: help bootstrap venv demo demo-ticket cloudlet cloudlet-start cloudlet-stop cloudlet-status verify \
         test test-deps test-unit test-runbook test-integration test-browser bench clean
 
 help:
@@ -47,10 +47,13 @@ verify: $(STAMP)
 	$(FEDCLOUD) run cloudlet-verify
 
 # ---------------------------------------------------------------- the main job
-demo: cloudlet
-	$(FEDCLOUD) run cloudlet-verify
-	$(FEDCLOUD) runs list
-	$(FEDCLOUD) runs verify
+# the cloudlet (installed or re-applied and verified), then the headline SOP: a local
+# ticket asks for an instance; dry run, approval of that plan, the instance, the mail (a
+# local SMTP sink), the answers on the ticket, retirement; runs list and runs verify
+demo: cloudlet demo-ticket
+
+demo-ticket: $(STAMP)
+	$(BIN)/python scripts/demo.py
 
 # ---------------------------------------------------------------- tests
 # Debian packages the tests use besides the cloudlet (daemons, tools, the browser)

@@ -114,14 +114,26 @@ def cmd_runs_list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
+        from .archive.display import human_duration
+
+        for r in rows:
+            r["duration"] = human_duration(r["duration"])
         print(_table(rows, ["run_id", "runbook", "status", "started", "duration", "operator",
                             "ticket", "cloud"]))
     return 0
 
 
+def _when(stamp: str | None) -> str:
+    """An archived ISO time as read by people: to the second, UTC named."""
+    if not stamp:
+        return "-"
+    return stamp[:19].replace("T", " ") + (" UTC" if stamp.endswith("+00:00") else "")
+
+
 def cmd_runs_show(args) -> int:
     import yaml
 
+    from .archive.display import human_duration, result_lines
     from .archive.index import Archive
 
     arch = Archive()
@@ -129,16 +141,20 @@ def cmd_runs_show(args) -> int:
     applied_by = [a.run_id for a in arch.applied_by(e.run_id)]
     params_path = e.path / "parameters.yaml"
     params = yaml.safe_load(params_path.read_text()) if params_path.exists() else {}
-    if args.json:
-        print(json.dumps({**_entry_row(e), "error": e.error, "exit_code": e.exit_code,
+    if args.json:  # everything, unformatted: seconds as numbers, results whole
+        print(json.dumps({**_entry_row(e), "started": e.started, "seq": e.seq, "host": e.host,
+                          "error": e.error, "exit_code": e.exit_code,
                           "ended": e.ended, "parameters": params, "results": e.results,
                           "plan_of": e.plan_of, "plan_applied_by": applied_by,
-                          "path": str(e.path), "files": sorted(e.manifest)}, indent=2, default=str))
+                          "path": str(e.path), "files": sorted(e.manifest),
+                          "manifest": e.manifest, "manifest_hash": e.manifest_hash,
+                          "prev_hash": e.prev_hash, "entry_hash": e.entry_hash},
+                         indent=2, default=str))
         return 0
     print(f"run       {e.run_id}  (#{e.seq})")
     print(f"runbook   {e.runbook}")
     print(f"status    {e.status} (exit {e.exit_code})" + (f": {e.error}" if e.error else ""))
-    print(f"when      {e.started} .. {e.ended} ({e.duration} s)")
+    print(f"when      {_when(e.started)} .. {_when(e.ended)} ({human_duration(e.duration)})")
     print(f"who       {e.operator} on {e.host}; cloud {e.cloud or '-'}; ticket {e.ticket or '-'}")
     if e.plan_of:
         print(f"plan      applies the plan recorded by dry run {e.plan_of}")
@@ -149,8 +165,7 @@ def cmd_runs_show(args) -> int:
         print(f"  {k}: {v!r}")
     print("results:" if e.results else "results:  (none recorded)")
     for k, v in e.results.items():
-        text = json.dumps(v, default=str)
-        print(f"  {k}: {text if len(text) <= 400 else text[:400] + ' ...'}")
+        print("\n".join(result_lines(k, v)))
     print(f"files     {e.path}/")
     for name in sorted(e.manifest):
         print(f"  {name}")

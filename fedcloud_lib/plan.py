@@ -25,13 +25,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import progress as progress_mod
 from .archive.results import record
 from .cloud import CLOUD_ERRORS
 from .context import current_run, utcnow
 from .errors import CloudError, FedcloudError, RunbookError, StalePlan
 
 __all__ = ["ACTIONS", "Step", "Plan", "StepResult", "Handlers", "StopAfterPlan",
-           "require_approval", "load_plan", "planning_time", "walk"]
+           "require_approval", "load_plan", "planning_time", "new_planning_time", "walk"]
 
 ACTIONS = ("create", "update", "delete", "reuse", "keep")
 CHANGES = ("create", "update", "delete")
@@ -105,8 +106,8 @@ class Plan:
 
     @classmethod
     def of(cls, title: str, steps: Iterable[Step]) -> "Plan":
-        """A plan made now, in this run."""
-        return cls(title, tuple(steps), planned_at=utcnow().isoformat(),
+        """A plan made in this run, stamped with its :func:`planning_time`."""
+        return cls(title, tuple(steps), planned_at=planning_time().isoformat(),
                    run_id=current_run().run_id)
 
     @property
@@ -317,7 +318,7 @@ def walk(plan: Plan, handlers: Handlers, ctx: Any, *,
     failure stops the walk with a :class:`CloudError` naming the step; re-running finishes
     the job (handlers find what the earlier run made).
     """
-    say = progress or (lambda msg: print(msg, flush=True))
+    say = progress or progress_mod.say  # a terminal line in a headless run, as it happens
     missing = handlers.missing(plan)
     if missing:
         raise RunbookError(f"the plan has steps this runbook cannot carry out: "
@@ -350,12 +351,31 @@ def walk(plan: Plan, handlers: Handlers, ctx: Any, *,
     return out
 
 
+_PLANNING_TIMES: dict[str, datetime] = {}  # run id (or "interactive") -> its planning time
+
+
 def planning_time() -> datetime:
-    """When the plan of this run counts from: the time the approved plan was made when a
-    recorded plan is applied (so lifetimes and expiry dates come out the same), else now."""
-    approved_file = current_run().approved_plan
+    """When the plan of this run counts from, the same every time it is asked in a run.
+
+    A run applying a recorded plan gets the time that plan was made (so lifetimes and
+    expiry dates come out the same); otherwise the first call fixes "now" for the run, and
+    :meth:`Plan.of` stamps the plan with it, so that approving the plan later reproduces
+    it exactly.  An interactive session starts a new planning time with
+    :func:`new_planning_time` (a new form submission).
+    """
+    run = current_run()
+    approved_file = run.approved_plan
     if approved_file is not None:
         made = load_plan(approved_file).planned_at
         if made:
             return datetime.fromisoformat(made)
-    return utcnow()
+    key = run.run_id or "interactive"
+    if key not in _PLANNING_TIMES:
+        _PLANNING_TIMES[key] = utcnow()
+    return _PLANNING_TIMES[key]
+
+
+def new_planning_time() -> datetime:
+    """Forget this session's planning time: the next plan counts from now."""
+    _PLANNING_TIMES.pop(current_run().run_id or "interactive", None)
+    return planning_time()

@@ -40,7 +40,8 @@ from ..plan import StopAfterPlan
 from ..runbooks import Runbook, get_runbook
 from ..scrub import Scrubber, collect_secrets, secret_leaves
 from .approve import parameters_for, recorded_plan
-from .kernel import KernelGroup, RunEngine, environ, kernel_manager_class, kernel_output_tail
+from .kernel import (KernelGroup, RunEngine, environ, kernel_manager_class, kernel_output_tail,
+                     progress_hook)
 from .values import check_cloud, merge_values, validate
 
 __all__ = ["run_runbook", "finalize_abandoned", "RunResult", "EXIT_OK", "EXIT_FAILED",
@@ -231,7 +232,7 @@ def _execute(rb: Runbook, params: dict, params_scrubbed: dict, scrubber: Scrubbe
             terminated.append(signum)
             signal.default_int_handler(signal.SIGINT, frame)
         old_term = signal.signal(signal.SIGTERM, on_term)
-    engine = RunEngine(writer, params_scrubbed, "")
+    engine = RunEngine(writer, params_scrubbed, "", on_output=progress_hook(scrubber.text))
     sockets = None
     try:
         nb = load_notebook_node(str(rb.path))  # papermill's loader: normalises cell metadata

@@ -16,6 +16,9 @@
   cell taken from the kernel's execute reply (a traceback a cell only *shows* is not a
   failure), and every output passing through :meth:`RunClient.handle_output`, which caps
   what one cell keeps (:data:`STREAM_HEAD` / :data:`STREAM_TAIL`, :data:`OUTPUT_LIMIT`).
+* :func:`progress_hook` is what the engine gives :class:`RunEngine` as ``on_output``: what a
+  cell reports through :mod:`fedcloud_lib.progress` is printed on the terminal, above the
+  cell progress bar, while the cell runs.
 """
 from __future__ import annotations
 
@@ -29,11 +32,12 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
+from .. import progress
 from ..archive.writer import RunWriter
 from ..errors import ArchiveError
 
 __all__ = ["kernel_manager_class", "RunEngine", "KernelGroup", "environ", "KERNEL_ARGS",
-           "STREAM_HEAD", "STREAM_TAIL", "OUTPUT_LIMIT", "SAVE_SHARE"]
+           "STREAM_HEAD", "STREAM_TAIL", "OUTPUT_LIMIT", "SAVE_SHARE", "progress_hook"]
 
 log = logging.getLogger("fedcloud")
 
@@ -185,6 +189,23 @@ def kernel_output_tail(socket_dir: str, lines: int = 15) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def progress_hook(scrub: Callable[[str], str]) -> Callable[[Any], None]:
+    """The engine's ``on_output``: an output carrying a :data:`fedcloud_lib.progress.MIME`
+    event is printed (scrubbed) on the terminal above the cell progress bar
+    (``tqdm.write``) as it arrives; other outputs are left alone."""
+    from tqdm import tqdm
+
+    def hook(output: Any) -> None:
+        data = output.get("data") if isinstance(output, dict) else None
+        event = data.get(progress.MIME) if isinstance(data, dict) else None
+        if isinstance(event, dict):
+            line = progress.render(event)
+            if line:
+                tqdm.write(scrub(line), file=sys.stderr)
+
+    return hook
 
 
 # ---------------------------------------------------------------------- papermill with our hooks

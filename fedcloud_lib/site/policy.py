@@ -35,6 +35,8 @@ __all__ = [
     "from_dict",
     "policy_path",
     "DNS_LABEL",
+    "MAX_LIFETIME_H",
+    "MAX_COUNT",
     # image-create (the ``images`` section)
     "IMAGES_SCHEMA",
     "IMAGE_VISIBILITIES",
@@ -50,7 +52,14 @@ DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 _name = {"type": "string", "minLength": 1}
 _names = {"type": "array", "items": _name, "minItems": 1, "uniqueItems": True}
-_hours = {"type": ["integer", "null"], "minimum": 1}
+#: the longest lifetime a class may allow or default to (10 years, in hours); beyond that
+#: "no expiry" (null) says what is meant, and date arithmetic stays in range
+MAX_LIFETIME_H = 87600
+#: the largest quota or size figure (OpenStack keeps them as 32-bit integers)
+MAX_COUNT = 2**31 - 1
+_hours = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_LIFETIME_H}
+_count = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
+_seconds = {"type": "number", "exclusiveMinimum": 0, "maximum": 600}
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -61,12 +70,19 @@ SCHEMA: dict[str, Any] = {
     "properties": {
         "version": {"const": 1},
         "accounts": {
-            "type": "object", "additionalProperties": False, "required": ["fasjson_url"],
+            "type": "object", "additionalProperties": False,
             "properties": {
+                # fasjson: the Fedora Account System's JSON API; file: a directory of
+                # <username>.yaml files (emails, sshpubkeys, groups, human_name)
+                "source": {"enum": ["fasjson", "file"]},
                 "fasjson_url": {"type": "string", "pattern": "^https?://"},
-                "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                "path": _name,
+                "timeout_s": _seconds,
                 "auth": {"enum": ["none", "gssapi"]},
             },
+            "if": {"required": ["source"], "properties": {"source": {"const": "file"}}},
+            "then": {"required": ["path"]},
+            "else": {"required": ["fasjson_url"]},
         },
         "admin_groups": _names,
         "root_keys": {
@@ -95,7 +111,7 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": {
                 "type": "object", "additionalProperties": False,
                 "required": ["instances", "cores", "ram_mb", "volumes", "volume_gb"],
-                "properties": {k: {"type": "integer", "minimum": 0}
+                "properties": {k: _count
                                for k in ("instances", "cores", "ram_mb", "volumes", "volume_gb")},
             },
         },
@@ -114,7 +130,7 @@ SCHEMA: dict[str, Any] = {
                     "default_image": _name,
                     "flavors": _names,
                     "default_flavor": _name,
-                    "max_volume_gb": {"type": "integer", "minimum": 0},
+                    "max_volume_gb": _count,
                     "default_lifetime_h": _hours,
                     "max_lifetime_h": _hours,
                     "volume_delete_on_retire": {"type": "boolean"},
@@ -132,7 +148,7 @@ SCHEMA: dict[str, Any] = {
                 "from": {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+$"},
                 "admins": {"type": "array", "items": {"type": "string",
                                                       "pattern": "^[^@\\s]+@[^@\\s]+$"}},
-                "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                "timeout_s": _seconds,
             },
         },
         "tickets": {
@@ -141,6 +157,8 @@ SCHEMA: dict[str, Any] = {
                 "pagure_url": {"type": "string", "pattern": "^https?://"},
                 "repo": _name,
                 "token_env": _name,
+                # ticket statuses that may get an instance; any other is only retired
+                "open_statuses": _names,
             },
         },
     },
@@ -200,6 +218,11 @@ class TicketSettings:
     pagure_url: str = "https://pagure.io"
     repo: str = "fedora-infrastructure"
     token_env: str = "PAGURE_API_TOKEN"
+    open_statuses: tuple[str, ...] = ("Open",)
+
+    def is_open(self, status: str | None) -> bool:
+        """Whether a ticket with ``status`` may get an instance (case does not matter)."""
+        return (status or "").strip().casefold() in {s.casefold() for s in self.open_statuses}
 
 
 @dataclass(frozen=True)
@@ -221,7 +244,11 @@ class Policy:
     classes: Mapping[str, InstanceClass]
     mail: MailSettings
     tickets: TicketSettings = field(default_factory=TicketSettings)
-    images: "ImagePolicy | None" = None  # the images section (image-create), if present
+    #: where accounts come from: ``fasjson`` (``fasjson_url``) or ``file`` (``accounts_path``)
+    accounts_source: str = "fasjson"
+    #: the directory of ``<username>.yaml`` account files (``source: file``), absolute
+    accounts_path: str | None = None
+    images: ImagePolicy | None = None  # the images section (image-create), if present
 
     def instance_class(self, name: str) -> InstanceClass:
         try:
@@ -297,6 +324,16 @@ def from_dict(data: Any, source: str = "<policy>") -> Policy:
             max_lifetime_h=max_h,
             volume_delete_on_retire=c.get("volume_delete_on_retire", False),
             description=c.get("description", ""))
+    acc = data["accounts"]
+    accounts_path = None
+    if acc.get("source") == "file":
+        where = Path(acc["path"])
+        if not where.is_absolute() and Path(source).is_file():
+            where = Path(source).resolve().parent / where
+        accounts_path = str(where)
+        if not where.is_dir():
+            problems.append(f"accounts.path: {acc['path']!r} is not a directory (of "
+                            f"<username>.yaml account files; relative to the policy file)")
     net = data["network"]
     if sorted(net["ingress_tcp"]) != [22, 80, 443]:
         # the site rule: only ssh and web are ever opened by the standard group
@@ -311,7 +348,7 @@ def from_dict(data: Any, source: str = "<policy>") -> Policy:
     t = data.get("tickets", {})
     return Policy(
         path=source,
-        fasjson_url=data["accounts"]["fasjson_url"].rstrip("/"),
+        fasjson_url=acc.get("fasjson_url", "").rstrip("/"),
         fasjson_timeout_s=float(data["accounts"].get("timeout_s", 20)),
         fasjson_auth=data["accounts"].get("auth", "none"),
         admin_groups=tuple(data["admin_groups"]),
@@ -325,7 +362,10 @@ def from_dict(data: Any, source: str = "<policy>") -> Policy:
                           admins=tuple(m.get("admins", ())), starttls=m.get("starttls", False),
                           username=m.get("username"), password_env=m.get("password_env"),
                           timeout_s=float(m.get("timeout_s", 30))),
-        tickets=TicketSettings(**{k: v for k, v in t.items()}),
+        tickets=TicketSettings(**{k: (tuple(v) if k == "open_statuses" else v)
+                                  for k, v in t.items()}),
+        accounts_source=acc.get("source", "fasjson"),
+        accounts_path=accounts_path,
         images=images,
     )
 
