@@ -23,6 +23,7 @@ from typing import Any
 
 from openstack import exceptions as os_exc
 
+from .. import progress as progress_mod
 from ..cloud import CLOUD_ERRORS, GONE
 from ..context import current_run, utcnow
 from ..errors import CheckFailed, CloudError, RunbookError
@@ -30,7 +31,7 @@ from ..plan import Handlers, Plan, Step, StepResult, walk
 from ..site.policy import Policy
 from . import boottest, diskimage
 from .facts import META, UNFINISHED, image_record, owned_images, release_profile_lock
-from .fetch import Download, download, fetch_small, hash_file, progress_bar
+from .fetch import Download, Meter, download, fetch_small, hash_file, metered
 from .signature import SignatureCheck, verify
 
 __all__ = ["HANDLERS", "ApplyState", "ImageOutcome", "apply", "UPLOAD_TIMEOUT"]
@@ -45,7 +46,7 @@ class ApplyState:
 
     conn: Any
     policy: Policy
-    say: Callable[[str], None] = print
+    say: Callable[[str], None] = progress_mod.say
     progress: bool = True
     download: Download | None = None
     disk: diskimage.DiskImage | None = None
@@ -98,7 +99,7 @@ def _mine(conn: Any, profile: str, sha256: str) -> list[Any]:
 def _download(st: ApplyState, step: Step) -> str:
     i = step.inputs
     d = download(i["source"], st.policy.images.work_dir, sha256=i["sha256"],
-                 algos=[i["hash_algo"]], max_bytes=i["max_bytes"], progress=st.progress)
+                 algos=[i["hash_algo"]], max_bytes=i["max_bytes"], show=st.progress)
     try:
         if d.sha256 != i["sha256"]:
             raise CheckFailed(
@@ -127,29 +128,22 @@ def _download(st: ApplyState, step: Step) -> str:
 # --------------------------------------------------------------------------- upload
 
 class _Reader:
-    """The verified file, read by the HTTP client in its own block size, with progress."""
+    """The verified file, read by the HTTP client in its own block size, metered."""
 
-    def __init__(self, path: Path, size: int, bar: Any | None):
+    def __init__(self, path: Path, size: int, meter: Meter):
         self._f = path.open("rb")
-        self._size, self._bar, self._pending = size, bar, 0
+        self._size, self._meter = size, meter
 
     def __len__(self) -> int:
         return self._size
 
     def read(self, n: int = -1) -> bytes:
         data = self._f.read(n)
-        if self._bar is not None:
-            self._pending += len(data)
-            if self._pending >= (8 << 20) or not data:
-                self._bar.update(self._pending)
-                self._pending = 0
+        self._meter.update(len(data))
         return data
 
     def close(self) -> None:
         self._f.close()
-        if self._bar is not None:
-            self._bar.update(self._pending)
-            self._bar.close()
 
 
 def _remove_unfinished(conn: Any, profile: str, sha256: str) -> None:
@@ -167,7 +161,7 @@ def _glance_digest(st: ApplyState, algo: str) -> str:
     d = st.download
     if algo in d.digests:
         return d.digests[algo]
-    return hash_file(d.path, [algo], progress=False)[algo]
+    return hash_file(d.path, [algo], show=False)[algo]
 
 
 @HANDLERS.on("image", "create")
@@ -182,15 +176,19 @@ def _image(st: ApplyState, step: Step) -> str:
     if d is None or disk is None:
         raise RunbookError(f"image {step.name}: no verified download to upload (the plan's "
                            f"download step must come first)")
-    reader = _Reader(d.path, d.size, progress_bar(d.size, f"upload {step.name}")
-                     if st.progress else None)
     image = None
     try:
-        image = conn.image.create_image(
-            i["name"], data=reader, size=d.size, disk_format=disk.format,
-            container_format="bare", visibility=i["visibility"], min_disk=i["min_disk"],
-            min_ram=i["min_ram"], allow_duplicates=True, validate_checksum=False,
-            sha256=i["sha256"], meta={**i["properties"], **_stamp()})
+        with metered(d.size, f"upload {step.name}", show=st.progress) as meter:
+            reader = _Reader(d.path, d.size, meter)
+            try:
+                image = conn.image.create_image(
+                    i["name"], data=reader, size=d.size, disk_format=disk.format,
+                    container_format="bare", visibility=i["visibility"],
+                    min_disk=i["min_disk"], min_ram=i["min_ram"], allow_duplicates=True,
+                    validate_checksum=False, sha256=i["sha256"],
+                    meta={**i["properties"], **_stamp()})
+            finally:
+                reader.close()
         image = conn.image.wait_for_status(image, "active", failures=["killed", "deleted"],
                                            wait=UPLOAD_TIMEOUT)
         algo = image.hash_algo or "sha512"
@@ -201,7 +199,6 @@ def _image(st: ApplyState, step: Step) -> str:
                 f"({algo}) is {image.hash_value}, the verified file's is {want}; the image "
                 f"was deleted", service="glance", got=image.hash_value, expected=want)
     except BaseException:
-        reader.close()
         if image is not None:
             try:
                 conn.image.delete_image(image, ignore_missing=True)
@@ -209,7 +206,6 @@ def _image(st: ApplyState, step: Step) -> str:
                 pass
         _remove_unfinished(conn, i["profile"], i["sha256"])
         raise
-    reader.close()
     st.image = image
     st.changed.append({"image": image.name, "id": image.id, "change": "created"})
     return f"{image.id} active; {image.hash_algo} matches the verified bytes"
@@ -303,7 +299,7 @@ def apply(conn: Any, policy: Policy, plan: Plan, *, progress: bool = True,
           say: Callable[[str], None] | None = None) -> ImageOutcome:
     """Carry out exactly ``plan`` (the approved one); every step is idempotent.  The work
     file is removed and the profile's lock released however it ends."""
-    st = ApplyState(conn=conn, policy=policy, say=say or print, progress=progress)
+    st = ApplyState(conn=conn, policy=policy, say=say or progress_mod.say, progress=progress)
     profile = next((s.inputs.get("profile") for s in plan.steps if s.inputs.get("profile")),
                    None)
     try:

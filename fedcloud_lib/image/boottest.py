@@ -14,12 +14,14 @@ from __future__ import annotations
 import base64
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import tenacity
 from openstack import exceptions as os_exc
 
+from .. import progress
 from ..cloud import CLOUD_ERRORS, GONE, server_gone
 from ..context import current_run
 
@@ -94,7 +96,7 @@ def leftover_servers(conn: Any, image_id: str) -> list[Any]:
 
 
 def run(conn: Any, image_id: str, inputs: dict[str, Any], *, name: str,
-        say=print) -> BootResult:
+        say: Callable[[str], None] = progress.say) -> BootResult:
     """Boot ``image_id`` as ``inputs`` say (flavor, network, user data, marker, timeouts),
     watch it, delete the server whatever happened.  Cloud errors of the test itself
     (ERROR state, timeout, refused boot) are a failed test, not an exception."""

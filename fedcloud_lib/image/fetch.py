@@ -1,4 +1,5 @@
-"""Getting an image's bytes: streamed to a work file with a progress bar, hashed on the way.
+"""Getting an image's bytes: streamed to a work file, hashed on the way, its progress
+reported through :mod:`fedcloud_lib.progress`.
 
 Nothing is held in memory: the body is read in 1 MiB chunks, each written to the work
 file and fed to the hashes (sha256, plus Glance's own algorithm so that Glance's
@@ -16,19 +17,21 @@ import os
 import re
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 import requests
 
+from .. import progress
 from ..errors import ParameterError, ServiceError
 
-__all__ = ["CHUNK", "is_url", "source_name", "fetch_small", "probe", "Download", "download",
-           "hash_file", "sweep_partials", "progress_bar"]
+__all__ = ["CHUNK", "MiB", "is_url", "source_name", "fetch_small", "probe", "Download",
+           "download", "hash_file", "sweep_partials", "Meter", "metered"]
 
-CHUNK = 1 << 20
+MiB = CHUNK = 1 << 20
 TIMEOUT = (15, 120)  # connect, read (seconds)
 _PART = re.compile(r"fedcloud-image-[0-9a-f]{16}\.(\d+)\.part")
 
@@ -49,12 +52,45 @@ def _short(location: str, n: int = 120) -> str:
     return location if len(location) <= n else f"{location[:n]}... ({len(location)} chars)"
 
 
-def progress_bar(total: int | None, desc: str):
-    """A byte progress bar (a widget in JupyterLab, text headless)."""
-    from tqdm.auto import tqdm
+class Meter:
+    """Bytes reported through :mod:`fedcloud_lib.progress` as a task counted in MiB, at
+    most one line every :data:`EVERY_S` seconds (a 1 GiB transfer is a few lines, not a
+    thousand outputs)."""
 
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                mininterval=1.0, miniters=1)
+    EVERY_S = 2.0
+
+    def __init__(self, task: progress.Task | None):
+        self.task, self.bytes, self._mib = task, 0, 0
+        self._t0 = self._last = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.bytes += n
+        now = time.monotonic()
+        if self.task is not None and now - self._last >= self.EVERY_S:
+            self._report(now, self.bytes // MiB)
+
+    def finish(self) -> None:
+        if self.task is not None:
+            self._report(time.monotonic(), -(-self.bytes // MiB))
+
+    def _report(self, now: float, mib: int) -> None:
+        if mib <= self._mib:
+            return
+        rate = self.bytes / max(now - self._t0, 1e-6) / 1e6
+        self.task.advance(mib - self._mib, text=f"{self.bytes / MiB:.0f} MiB, {rate:.0f} MB/s")
+        self._mib, self._last = mib, now
+
+
+@contextmanager
+def metered(total: int | None, desc: str, *, show: bool = True) -> Iterator[Meter]:
+    """A byte :class:`Meter` inside a :func:`fedcloud_lib.progress.task` (or a silent one)."""
+    if not show:
+        yield Meter(None)
+        return
+    with progress.task(-(-total // MiB) if total else None, desc) as t:
+        m = Meter(t)
+        yield m
+        m.finish()
 
 
 def _get(url: str, parameter: str, what: str) -> requests.Response:
@@ -155,29 +191,23 @@ def sweep_partials(work_dir: Path) -> list[Path]:
     return gone
 
 
-def hash_file(path: Path, algos: Iterable[str] = (), *, progress: bool = True,
+def hash_file(path: Path, algos: Iterable[str] = (), *, show: bool = True,
               desc: str = "hash") -> dict[str, str]:
     """Digests of a file, read in chunks (constant memory)."""
     hashers = _hashers(algos)
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     size = path.stat().st_size
-    bar = progress_bar(size, desc) if progress else None
-    try:
-        with path.open("rb", buffering=0) as f:
-            while n := f.readinto(buf):
-                for h in hashers.values():
-                    h.update(view[:n])
-                if bar is not None:
-                    bar.update(n)
-    finally:
-        if bar is not None:
-            bar.close()
+    with metered(size, desc, show=show) as meter, path.open("rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            for h in hashers.values():
+                h.update(view[:n])
+            meter.update(n)
     return {a: h.hexdigest() for a, h in hashers.items()}
 
 
 def download(location: str, work_dir: str | Path, *, sha256: str, algos: Iterable[str] = (),
-             max_bytes: int, progress: bool = True) -> Download:
+             max_bytes: int, show: bool = True) -> Download:
     """Stream ``location`` into a work file (or hash a local path in place).
 
     Raises :class:`ParameterError` for an unreachable URL, a missing file or a body
@@ -194,7 +224,7 @@ def download(location: str, work_dir: str | Path, *, sha256: str, algos: Iterabl
         if size > max_bytes:
             raise ParameterError(f"source: {_short(location)} is {size} bytes, more than the "
                                  f"profile's min_disk allows ({max_bytes})", parameter="source")
-        digests = hash_file(p, algos, progress=progress, desc=f"verify {name}")
+        digests = hash_file(p, algos, show=show, desc=f"verify {name}")
         return Download(p, size, digests, owned=False, seconds=time.monotonic() - t0)
 
     work = Path(work_dir)
@@ -211,10 +241,10 @@ def download(location: str, work_dir: str | Path, *, sha256: str, algos: Iterabl
             raise ParameterError(f"source: {_short(location)} is {total_n} bytes, more than "
                                  f"the profile's min_disk allows ({max_bytes})",
                                  parameter="source")
-        bar = progress_bar(total_n, f"download {name}") if progress else None
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            with os.fdopen(fd, "wb", buffering=0) as out:
+            with metered(total_n, f"download {name}", show=show) as meter, \
+                    os.fdopen(fd, "wb", buffering=0) as out:
                 for chunk in r.iter_content(CHUNK):
                     size += len(chunk)
                     if size > max_bytes:
@@ -225,8 +255,7 @@ def download(location: str, work_dir: str | Path, *, sha256: str, algos: Iterabl
                     out.write(chunk)
                     for h in hashers.values():
                         h.update(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
+                    meter.update(len(chunk))
             if total_n is not None and size != total_n:
                 raise ServiceError(f"source: the download of {_short(location)} broke off "
                                    f"after {size} of {total_n} bytes; try again")
@@ -235,8 +264,6 @@ def download(location: str, work_dir: str | Path, *, sha256: str, algos: Iterabl
             raise ServiceError(f"source: the download of {_short(location)} broke off after "
                                f"{size} bytes ({type(exc).__name__}); try again") from exc
         finally:
-            if bar is not None:
-                bar.close()
             if not ok:
                 path.unlink(missing_ok=True)
     return Download(path, size, {a: h.hexdigest() for a, h in hashers.items()}, owned=True,

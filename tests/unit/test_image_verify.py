@@ -197,7 +197,7 @@ def test_download_streams_hashes_and_removes_its_work_file(tmp_path):
     with FileServer(served) as srv:
         assert fetch.probe(srv.url("disk.qcow2")) == img.stat().st_size
         d = fetch.download(srv.url("disk.qcow2"), work, sha256=sha256(img), algos=["sha512"],
-                           max_bytes=1 << 30, progress=False)
+                           max_bytes=1 << 30, show=False)
     assert d.sha256 == sha256(img) and d.size == img.stat().st_size and d.owned
     assert d.digests["sha512"] == hashlib.sha512(img.read_bytes()).hexdigest()
     assert d.path.parent == work and d.path.read_bytes() == img.read_bytes()
@@ -208,7 +208,7 @@ def test_download_streams_hashes_and_removes_its_work_file(tmp_path):
 def test_local_source_is_hashed_in_place(tmp_path):
     img = make_raw(tmp_path / "disk.raw", 4)
     d = fetch.download(str(img), tmp_path / "work", sha256=sha256(img), max_bytes=1 << 30,
-                       progress=False)
+                       show=False)
     assert d.path == img and not d.owned and d.sha256 == sha256(img)
     d.remove()
     assert img.exists()  # the operator's own file is never removed
@@ -222,7 +222,7 @@ def test_unreachable_and_missing_sources_are_input_errors(tmp_path):
         port = srv.httpd.server_address[1]
     with pytest.raises(ParameterError) as e:  # the server is gone: connection refused
         fetch.download(f"http://127.0.0.1:{port}/x.qcow2", tmp_path, sha256=A, max_bytes=10,
-                       progress=False)
+                       show=False)
     assert "is unreachable" in str(e.value) and e.value.exit_code == 2
 
 
@@ -230,7 +230,7 @@ def test_a_body_beyond_the_profile_is_cut_off(tmp_path):
     (tmp_path / "big.raw").write_bytes(os.urandom(3 << 20))
     with FileServer(tmp_path) as srv, pytest.raises(ParameterError) as e:
         fetch.download(srv.url("big.raw"), tmp_path / "work", sha256=A, max_bytes=1 << 20,
-                       progress=False)
+                       show=False)
     assert "more than the profile's min_disk allows" in str(e.value)
     assert list((tmp_path / "work").glob("*.part")) == []
 
@@ -269,7 +269,7 @@ def test_a_broken_off_download_is_a_service_error(tmp_path):
     t.start()
     with pytest.raises(ServiceError) as e:
         fetch.download(f"http://127.0.0.1:{srv.getsockname()[1]}/x.raw", tmp_path, sha256=A,
-                       max_bytes=1 << 30, progress=False)
+                       max_bytes=1 << 30, show=False)
     srv.close()
     assert "broke off after" in str(e.value) and e.value.exit_code == 4
     assert list(tmp_path.glob("*.part")) == []
@@ -344,3 +344,20 @@ def test_bad_sources_are_refused_before_any_cloud_call(tmp_path, key, site_with_
     assert text in str(e.value) and e.value.exit_code == code, str(e.value)
     if case == "badsig":
         assert key.fingerprint[-16:] in str(e.value)
+
+
+def test_transfer_progress_is_a_few_lines_counted_in_mib(tmp_path, capsys, monkeypatch):
+    (tmp_path / "disk.raw").write_bytes(os.urandom(5 * fetch.MiB + 123))
+    monkeypatch.setattr(fetch.Meter, "EVERY_S", 0.0)  # report at every chunk
+    with FileServer(tmp_path) as srv:
+        fetch.download(srv.url("disk.raw"), tmp_path / "work", sha256=A, max_bytes=1 << 30)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "download disk.raw: started (6 to do)"
+    assert lines[-1].startswith("download disk.raw: done (6/6)")
+    assert any(line.startswith("download disk.raw: 5/6 5 MiB") for line in lines)
+    assert len(lines) <= 8
+    monkeypatch.setattr(fetch.Meter, "EVERY_S", 3600.0)  # a slow reporter: start and end only
+    fetch.hash_file(tmp_path / "disk.raw", desc="verify disk.raw")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("verify disk.raw: started") and len(lines) == 3
+    assert lines[-1].startswith("verify disk.raw: done (6/6)")
