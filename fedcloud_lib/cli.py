@@ -18,6 +18,7 @@ from .errors import FedcloudError
 # register(subparsers). A plugin is imported only when its command (or help) is asked for,
 # so that `fedcloud run` does not pay for importing every part of the product.
 PLUGINS = {"cloudlet": "fedcloud_lib.cloudlet.cli", "ticket": "fedcloud_lib.tickets.cli",
+           "burst": "fedcloud_lib.burst.cli",
            "check": "fedcloud_lib.checks.cli"}
 CORE_COMMANDS = {"runbooks", "describe", "run", "runs"}
 

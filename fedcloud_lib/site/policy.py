@@ -30,6 +30,7 @@ __all__ = [
     "MailSettings",
     "TicketSettings",
     "RootKey",
+    "BurstPolicy",
     "Policy",
     "load",
     "from_dict",
@@ -164,6 +165,69 @@ SCHEMA: dict[str, Any] = {
     },
 }
 
+# ----------------------------------------------------------------- burst (mass-rebuild-burst)
+# A section of its own, added to SCHEMA here so that it stays apart from the others.
+SCHEMA["properties"]["burst"] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "profiles": _names,
+        "max_builders": {"type": "integer", "minimum": 1},
+        "boot_ceiling": {"type": "integer", "minimum": 1},
+        "min_boot_ceiling": {"type": "integer", "minimum": 1},
+        "max_boot_ceiling": {"type": "integer", "minimum": 1},
+        "boot_timeout_s": {"type": "integer", "minimum": 30},
+        "max_boot_failures": {"type": "integer", "minimum": 0},
+        "infra_retries": {"type": "integer", "minimum": 0, "maximum": 10},
+        "default_build_s": {"type": "integer", "minimum": 1},
+        "max_build_timeout_h": {"type": "number", "exclusiveMinimum": 0},
+    },
+}
+
+
+@dataclass(frozen=True)
+class BurstPolicy:
+    """How big and how fast a mass-rebuild burst may be (``burst:`` in the policy).
+
+    ``profiles`` are the instance classes builders may be made from (their flavor, image
+    and lifetime); ``max_builders`` is the ceiling of one burst whatever the quota allows;
+    ``boot_ceiling`` is how many builders may boot at once to start with: halved when boots
+    fail (never below ``min_boot_ceiling``: the throttling Copr did by hand), raised while
+    boots succeed (never above ``max_boot_ceiling``).
+    """
+
+    profiles: tuple[str, ...] = ("builder",)
+    max_builders: int = 30
+    boot_ceiling: int = 12
+    min_boot_ceiling: int = 2
+    max_boot_ceiling: int = 40
+    boot_timeout_s: int = 600
+    max_boot_failures: int = 5
+    infra_retries: int = 2
+    default_build_s: int = 600
+    max_build_timeout_h: float = 5.0
+
+
+def _burst(data: Mapping[str, Any] | None, classes: Mapping[str, "InstanceClass"],
+           problems: list[str]) -> BurstPolicy:
+    b = BurstPolicy(**{k: (tuple(v) if isinstance(v, list) else v)
+                       for k, v in (data or {}).items()})
+    for name in b.profiles:
+        k = classes.get(name)
+        if k is None:
+            problems.append(f"burst.profiles: {name!r} is not a class of the policy; "
+                            f"classes: {', '.join(sorted(classes))}")
+        elif k.persistent or k.max_lifetime_h is None or k.max_lifetime_h > 24:
+            problems.append(f"burst.profiles: class {name!r} must be transient with a "
+                            f"lifetime of at most 24 h (builders live at most a day)")
+    if not b.min_boot_ceiling <= b.boot_ceiling <= b.max_boot_ceiling:
+        problems.append(f"burst.boot_ceiling: {b.boot_ceiling} must be between "
+                        f"min_boot_ceiling ({b.min_boot_ceiling}) and max_boot_ceiling "
+                        f"({b.max_boot_ceiling})")
+    if b.max_build_timeout_h > 24:
+        problems.append(f"burst.max_build_timeout_h: {b.max_build_timeout_h} is longer than a "
+                        f"builder lives (24 h)")
+    return b
+
 
 @dataclass(frozen=True)
 class InstanceClass:
@@ -249,6 +313,7 @@ class Policy:
     #: the directory of ``<username>.yaml`` account files (``source: file``), absolute
     accounts_path: str | None = None
     images: ImagePolicy | None = None  # the images section (image-create), if present
+    burst: BurstPolicy = field(default_factory=BurstPolicy)
 
     def instance_class(self, name: str) -> InstanceClass:
         try:
@@ -341,6 +406,7 @@ def from_dict(data: Any, source: str = "<policy>") -> Policy:
                         f"exactly tcp 22, 80 and 443")
     images = _images(data.get("images"), source, {k["name"] for k in data["root_keys"]},
                      problems)
+    burst = _burst(data.get("burst"), classes, problems)
     if problems:
         raise ConfigError(f"site policy {source} is invalid:\n  " + "\n  ".join(problems),
                           path=source, problems=problems)
@@ -367,6 +433,7 @@ def from_dict(data: Any, source: str = "<policy>") -> Policy:
         accounts_source=acc.get("source", "fasjson"),
         accounts_path=accounts_path,
         images=images,
+        burst=burst,
     )
 
 
