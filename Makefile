@@ -11,7 +11,7 @@ FEDCLOUD := $(BIN)/fedcloud
 PYTEST := $(BIN)/python -m pytest
 
 .PHONY: help bootstrap venv demo demo-ticket cloudlet cloudlet-start cloudlet-stop cloudlet-status verify \
-        test test-deps test-unit test-runbook test-integration test-browser bench clean
+        test test-deps test-unit test-runbook test-integration test-browser test-nbval lab bench clean
 
 help:
 	@sed -n '2,5p' Makefile
@@ -60,6 +60,7 @@ demo-ticket: $(STAMP)
 test-deps:
 	@scripts/apt-ensure tests/apt-packages.txt
 
+# every tier; the runbook tier includes nbval over runbooks/ (tests/runbook/test_nbval_runbooks.py)
 test: cloudlet test-deps
 	$(PYTEST) tests
 
@@ -71,6 +72,17 @@ test-runbook: $(STAMP) test-deps
 
 test-integration: cloudlet test-deps
 	$(PYTEST) -m integration tests
+
+# JupyterLab in headless Chromium (Debian's, from tests/apt-packages.txt) on the cloudlet
+test-browser: cloudlet test-deps
+	$(PYTEST) -m browser tests
+
+# every runbook top to bottom with its defaults in a fresh kernel: each stops at its form
+test-nbval: $(STAMP)
+	$(PYTEST) --nbval-lax runbooks
+
+lab: $(STAMP)
+	$(FEDCLOUD) lab
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine_overhead.py

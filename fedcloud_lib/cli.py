@@ -19,7 +19,7 @@ from .errors import FedcloudError
 # so that `fedcloud run` does not pay for importing every part of the product.
 PLUGINS = {"cloudlet": "fedcloud_lib.cloudlet.cli", "ticket": "fedcloud_lib.tickets.cli",
            "burst": "fedcloud_lib.burst.cli",
-           "check": "fedcloud_lib.checks.cli"}
+           "check": "fedcloud_lib.checks.cli", "lab": "fedcloud_lib.lab.cli"}
 CORE_COMMANDS = {"runbooks", "describe", "run", "runs"}
 
 

@@ -30,6 +30,7 @@ from .archive.results import record
 from .cloud import CLOUD_ERRORS
 from .context import current_run, utcnow
 from .errors import CloudError, FedcloudError, RunbookError, StalePlan
+from .lab import gate, session
 
 __all__ = ["ACTIONS", "Step", "Plan", "StepResult", "Handlers", "StopAfterPlan",
            "require_approval", "load_plan", "planning_time", "new_planning_time", "walk"]
@@ -241,6 +242,10 @@ def require_approval(plan: Plan, approve: bool) -> Plan:
       (made again from today's facts) agrees with it step for step; else :class:`StalePlan`;
     * ``approve`` true, or nothing to change: ``plan``;
     * otherwise: :class:`StopAfterPlan` (a dry run).
+
+    Interactively (a JupyterLab kernel, not the engine) ``approve`` is not enough: a plan
+    that changes something is applied only after the operator pressed "Confirm" under it
+    (:func:`_interactive_approval`).
     """
     approved_file = current_run().approved_plan
     if approved_file is not None:
@@ -253,12 +258,44 @@ def require_approval(plan: Plan, approve: bool) -> Plan:
             raise _stale(approved, plan)
         return approved
     record("plan", plan)
+    if session.interactive():
+        return _interactive_approval(plan)
     if approve or not plan.changes:
         return plan
     raise StopAfterPlan(f"stopped after the plan ({plan.summary()}). "
                         f"Nothing was changed; run again with approve=True (--approve) to apply, "
                         f"or approve this plan as it is with --approve-plan "
                         f"{current_run().run_id or 'RUN_ID'}.")
+
+
+def _interactive_approval(plan: Plan) -> Plan:
+    """JupyterLab: the plan the operator confirmed with the button under it, if ``plan``
+    (made again from the facts) agrees with it step for step; else :class:`StalePlan`.
+    Without a confirmation: show the button and stop (:class:`StopAfterPlan`), so that
+    "Run All" runs nothing below.  A confirmation is used once."""
+    if not plan.changes:
+        gate.applying(plan)
+        return plan
+    confirmed = session.STATE.take_confirmation(plan.title)
+    if confirmed is None:
+        gate.show(plan)
+        raise StopAfterPlan(f"waiting for confirmation of the plan ({plan.summary()}): press "
+                            f"Confirm under it, then run the notebook again. Nothing was changed.")
+    approved = confirmed.plan
+    if approved.decisions() != plan.decisions():
+        diffs = approved.differences(plan)
+        record("stale_plan", {"approved": approved.rows(), "current": plan.rows()})
+        _show_side_by_side(approved, plan)
+        raise StalePlan(
+            f"the plan {confirmed.operator} confirmed at {confirmed.at} no longer matches the "
+            f"facts: " + "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5
+                                                 else "")
+            + ". Nothing was changed; run the notebook again to see the new plan and confirm it.",
+            problems=diffs, approved=approved.to_dict(), current=plan.to_dict())
+    record("confirmation", {"plan": approved.title, "operator": confirmed.operator,
+                            "confirmed_at": confirmed.at, "changes": gate.change_counts(approved)})
+    gate.applying(approved)
+    return approved
 
 
 # --------------------------------------------------------------------------- the walker

@@ -16,8 +16,10 @@ Where the words go depends on where the code runs:
   bundle holds the event under :data:`MIME` and a readable line under ``text/plain``.
   The engine (:func:`fedcloud_lib.run.kernel.progress_hook`) picks those outputs up while
   the cell runs and prints the line on the operator's terminal above the cell progress
-  bar; the archived notebook keeps them as plain lines.  JupyterLab shows the text line
-  (issue 13 renders the same events as live widgets).
+  bar; the archived notebook keeps them as plain lines.
+* **in JupyterLab** (a kernel not under the engine): :mod:`fedcloud_lib.lab.progress`
+  renders the same events live — a task is a progress bar updated in place, ending with
+  its line as text (kept by the archived interactive run); a ``say`` is its line.
 * **in plain Python** (a script, a test): the line is printed.
 
 Events (``MIME``, JSON; version 1) — small on purpose, so other front ends can render them::
@@ -39,6 +41,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from .lab import progress as lab_progress
 
 __all__ = ["MIME", "VERSION", "say", "task", "Task", "render", "emit"]
 
@@ -85,9 +89,13 @@ def emit(event: dict[str, Any]) -> None:
     if shell is None:
         print(line, flush=True)
         return
+    bundle = {MIME: event, "text/plain": line}
+    if lab_progress.active():  # JupyterLab: live widgets
+        lab_progress.show(event, line, bundle)
+        return
     from IPython.display import display
 
-    display({MIME: event, "text/plain": line}, raw=True)
+    display(bundle, raw=True)
 
 
 def say(text: Any) -> None:

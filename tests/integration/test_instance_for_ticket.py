@@ -30,6 +30,8 @@ def dev_request(name: str, extra: dict | None = None, **kw) -> dict:
 def file_issue(env, params: dict, *, reporter: str | None = None, runbook="instance-for-ticket",
                body: str | None = None, status: str = "Open") -> tuple[str, str]:
     tid = env.new_ticket()
+    if params.get("name"):  # what the request could make, for snapshot(c, env)
+        env.names += [str(params["name"]), f"{params['name']}-srv"]
     reporter = reporter or env.new_requester()
     env.pagure.add_issue(tid, reporter=reporter,
                          content=body if body is not None else request_body(params, runbook),
@@ -59,13 +61,13 @@ def test_full_ticket_path(cloud_env):
     tid, requester = file_issue(env, dev_request(name))
 
     # dry run: the plan goes to the ticket, nothing is created
-    before = snapshot(c)
+    before = snapshot(c, env)
     dry = env.fedcloud("ticket", "run", tid, "--cloud", CLOUD)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     [plan_comment] = env.pagure.comments(tid)
     assert "dry run" in plan_comment and f"| create | server | {name} |" in plan_comment
     assert "| create | volume |" in plan_comment
-    assert snapshot(c) == before and env.servers(tid) == [] and env.volumes(tid) == []
+    assert snapshot(c, env) == before and env.servers(tid) == [] and env.volumes(tid) == []
 
     # approved: the instance is made
     run = env.fedcloud("ticket", "run", tid, "--approve", "--cloud", CLOUD)
@@ -213,7 +215,7 @@ def test_bad_input_leaves_the_cloud_unchanged(cloud_env, case, how, expected):
         env.fas.users[reporter]["sshpubkeys"] = []
     elif "groups" in how:
         reporter = env.new_requester(groups=how["groups"])
-    before = snapshot(c)
+    before = snapshot(c, env)
     tid, _ = file_issue(env, params, reporter=reporter, runbook=how.get("runbook",
                                                                          "instance-for-ticket"),
                         body=how.get("body"), status=how.get("status", "Open"))
@@ -225,7 +227,7 @@ def test_bad_input_leaves_the_cloud_unchanged(cloud_env, case, how, expected):
     assert expected in seen, comment
     assert "refused before anything was created" in seen
     assert len(comment) < 2000 and "p" * 100 not in comment
-    assert snapshot(c) == before
+    assert snapshot(c, env) == before
     assert not list((env.tmp / "outputs").glob("instance-for-ticket/*/*"))  # no run started
 
 
@@ -320,13 +322,13 @@ def test_over_quota_is_refused_with_the_numbers(cloud_env):
                          "volume_gb": 1000})
     name = f"it-{random.randint(1000, 9999)}"
     tid, _ = file_issue(env, dev_request(name))
-    before = snapshot(c)
+    before = snapshot(c, env)
     run = env.fedcloud("ticket", "run", tid, "--approve", "--cloud", CLOUD)
     assert run.returncode == 1
     [comment] = env.pagure.comments(tid)
     assert "over quota in project testing" in comment
     assert f"instances: {used} used + 1 requested > limit {used}" in comment
-    assert snapshot(c) == before
+    assert snapshot(c, env) == before
 
 
 def test_standard_group_is_created_exactly(conn):  # noqa: F811
@@ -398,12 +400,12 @@ def test_a_plan_the_cloud_no_longer_supports_is_refused(cloud_env):
     assert f"| create | keypair | fas-{requester} |" in env.pagure.comments(tid)[0]
     key = env.fas.users[requester]["sshpubkeys"][0]
     c.compute.create_keypair(name=f"fas-{requester}", public_key=key)
-    before = snapshot(c)
+    before = snapshot(c, env)
     run = env.fedcloud("ticket", "run", tid, "--approve-plan", planned, "--cloud", CLOUD)
     assert run.returncode == 1, run.stdout + run.stderr
     answer = env.pagure.comments(tid)[1]
     assert "stale-plan" in answer and "create keypair" in answer and "became reuse keypair" in answer
-    assert snapshot(c) == before  # nothing was changed
+    assert snapshot(c, env) == before  # nothing was changed
     assert env.servers(tid) == [] and env.volumes(tid) == []
     stale = _run_id(answer)
     assert _results(env, stale)["status"] == "stale-plan"

@@ -38,6 +38,9 @@ def test_events_in_a_kernel_are_display_bundles(monkeypatch):
     monkeypatch.setattr(IPython, "get_ipython", lambda: Shell())
     monkeypatch.setattr(IPython.display, "display",
                         lambda obj, raw=False: shown.append((obj, raw)))
+    # the engine's kernel (in JupyterLab the same events are live widgets:
+    # tests/unit/test_lab_progress.py)
+    monkeypatch.setenv("FEDCLOUD_RUN_ID", "20260101T000000-abcdef")
     with progress.task(2, "copy") as t:
         t.advance(text="a")
     (start, raw), (adv, _), (end, _) = shown
