@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,7 +19,7 @@ from typing import Any, Mapping
 import jsonschema
 import yaml
 
-from ..errors import ConfigError, PolicyError
+from ..errors import ConfigError, ParameterError, PolicyError
 
 __all__ = [
     "DEFAULT_POLICY_PATH",
@@ -37,6 +38,14 @@ __all__ = [
     "DNS_LABEL",
     "MAX_LIFETIME_H",
     "MAX_COUNT",
+    # image-create (the ``images`` section)
+    "IMAGES_SCHEMA",
+    "IMAGE_VISIBILITIES",
+    "UpdatePolicy",
+    "FirstBoot",
+    "BootTest",
+    "ImageProfile",
+    "ImagePolicy",
 ]
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[2] / "parameters" / "policy.yaml"
@@ -303,6 +312,7 @@ class Policy:
     accounts_source: str = "fasjson"
     #: the directory of ``<username>.yaml`` account files (``source: file``), absolute
     accounts_path: str | None = None
+    images: ImagePolicy | None = None  # the images section (image-create), if present
     burst: BurstPolicy = field(default_factory=BurstPolicy)
 
     def instance_class(self, name: str) -> InstanceClass:
@@ -394,6 +404,8 @@ def from_dict(data: Any, source: str = "<policy>") -> Policy:
         # the site rule: only ssh and web are ever opened by the standard group
         problems.append(f"network.ingress_tcp: {net['ingress_tcp']} — the standard group opens "
                         f"exactly tcp 22, 80 and 443")
+    images = _images(data.get("images"), source, {k["name"] for k in data["root_keys"]},
+                     problems)
     burst = _burst(data.get("burst"), classes, problems)
     if problems:
         raise ConfigError(f"site policy {source} is invalid:\n  " + "\n  ".join(problems),
@@ -420,5 +432,246 @@ def from_dict(data: Any, source: str = "<policy>") -> Policy:
                                   for k, v in t.items()}),
         accounts_source=acc.get("source", "fasjson"),
         accounts_path=accounts_path,
+        images=images,
         burst=burst,
     )
+
+
+# --------------------------------------------------------------------------- images
+# The ``images`` section: image profiles for image-create (what each kind of base image
+# is, where it comes from, how it is verified, booted and retired).  Optional, so that a
+# site without image-create keeps a valid policy.
+
+IMAGE_VISIBILITIES = ("private", "shared", "community", "public")
+IMAGE_FORMATS = ("qcow2", "raw")
+_SOURCE_FIELDS = ("{version}", "{major}")  # placeholders allowed in default_source/checksum
+_location = {"type": "string", "pattern": r"^(https?://\S+|/\S*)$"}
+
+IMAGES_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["profiles"],
+    "properties": {
+        "work_dir": {"type": "string", "pattern": "^/"},
+        "keyrings": {
+            "type": "object", "propertyNames": {"pattern": "^[a-z][a-z0-9_-]*$"},
+            "additionalProperties": _name,
+        },
+        "boot_test": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "login_marker": _name,
+                "timeout_s": {"type": "integer", "minimum": 10},
+                "console_grace_s": {"type": "integer", "minimum": 0},
+            },
+        },
+        "profiles": {
+            "type": "object", "minProperties": 1,
+            "propertyNames": {"pattern": "^[a-z][a-z0-9_-]*$"},
+            "additionalProperties": {
+                "type": "object", "additionalProperties": False,
+                "required": ["image_name", "contents", "root_key_groups", "update",
+                             "properties", "boot_flavors"],
+                "properties": {
+                    "description": {"type": "string"},
+                    "image_name": {"type": "string", "maxLength": 180,
+                                   "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+                    "default_source": _location,
+                    "default_checksum": {"type": "string",
+                                         "pattern": r"^([0-9a-fA-F]{64}|https?://\S+|/\S*)$"},
+                    "formats": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                "items": {"enum": list(IMAGE_FORMATS)}},
+                    "visibility": {"enum": list(IMAGE_VISIBILITIES)},
+                    "keyring": _name,
+                    "require_signature": {"type": "boolean"},
+                    "contents": {"type": "string", "minLength": 1},
+                    "first_boot": {
+                        "type": "object", "additionalProperties": False,
+                        "properties": {
+                            "packages": {"type": "array", "items": _name, "uniqueItems": True},
+                            "services": {"type": "array", "items": _name, "uniqueItems": True},
+                            "srv_volume": {"type": "boolean"},
+                            "runcmd": {"type": "array", "items": _name},
+                        },
+                    },
+                    "root_key_groups": {"type": "array", "items": _name, "uniqueItems": True},
+                    "update": {
+                        "type": "object", "additionalProperties": False,
+                        "required": ["keep", "hidden_days"],
+                        "properties": {
+                            "keep": {"type": "integer", "minimum": 1},
+                            "hidden_days": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                    "properties": {
+                        "type": "object", "additionalProperties": False,
+                        "required": ["os_distro", "min_disk", "min_ram"],
+                        "properties": {
+                            "os_distro": _name,
+                            "os_version": _name,
+                            "os_type": {"enum": ["linux", "windows"]},
+                            "os_admin_user": _name,
+                            "architecture": _name,
+                            "min_disk": {"type": "integer", "minimum": 1},
+                            "min_ram": {"type": "integer", "minimum": 0},
+                        },
+                        "patternProperties": {
+                            "^hw_[a-z0-9_]+$": {"type": ["string", "integer", "boolean"]},
+                        },
+                    },
+                    "boot_flavors": _names,
+                    "instance_lifetime_h": _hours,
+                },
+            },
+        },
+    },
+}
+SCHEMA["properties"]["images"] = IMAGES_SCHEMA
+
+
+@dataclass(frozen=True)
+class UpdatePolicy:
+    """Keep the ``keep`` newest active versions; hide the superseded ones for
+    ``hidden_days`` (0: delete them at once), then delete them."""
+
+    keep: int
+    hidden_days: int
+
+    def describe(self) -> str:
+        later = (f"hidden for {self.hidden_days} days, then deleted" if self.hidden_days
+                 else "deleted at once")
+        return f"keep the {self.keep} newest active versions; superseded ones {later}; " \
+               f"never an image a server still uses"
+
+
+@dataclass(frozen=True)
+class FirstBoot:
+    """What cloud-init installs and configures at an instance's first boot."""
+
+    packages: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    srv_volume: bool = False
+    runcmd: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BootTest:
+    """How a new image is boot-tested: the login marker looked for in the console log,
+    how long to wait for it, and how long a console may stay without any boot output
+    before it counts as "this cloud gives no console log"."""
+
+    login_marker: str = "login:"
+    timeout_s: int = 600
+    console_grace_s: int = 60
+
+
+@dataclass(frozen=True)
+class ImageProfile:
+    """One kind of base image (site policy): its SOP record."""
+
+    name: str
+    image_name: str
+    contents: str
+    root_key_groups: tuple[str, ...]
+    update: UpdatePolicy
+    properties: Mapping[str, Any]  # os_distro, os_version, hw_*, ... (not min_disk/min_ram)
+    min_disk_gb: int
+    min_ram_mb: int
+    boot_flavors: tuple[str, ...]
+    description: str = ""
+    default_source: str | None = None
+    default_checksum: str | None = None
+    formats: tuple[str, ...] = IMAGE_FORMATS
+    visibility: str = "private"
+    keyring: str | None = None
+    require_signature: bool = False
+    first_boot: FirstBoot = field(default_factory=FirstBoot)
+    instance_lifetime_h: int | None = None
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """The ``images`` section: profiles, keyrings (name → absolute path), boot test."""
+
+    profiles: Mapping[str, ImageProfile]
+    keyrings: Mapping[str, str] = field(default_factory=dict)
+    work_dir: str = "/var/tmp"
+    boot_test: BootTest = field(default_factory=BootTest)
+
+    def profile(self, name: str) -> ImageProfile:
+        """The profile called ``name``; :class:`ParameterError` naming the allowed ones."""
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise ParameterError(
+                f"profile: {_short(name)} is not an image profile of the site policy; "
+                f"allowed: {', '.join(sorted(self.profiles))}",
+                parameter="profile", value=str(name)[:40]) from None
+
+
+def _short(value: Any, n: int = 40) -> str:
+    s = str(value)
+    return repr(s) if len(s) <= n else f"{s[:n]!r}... ({len(s)} chars)"
+
+
+def _placeholders_ok(text: str) -> bool:
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+    except ValueError:
+        return False
+    return all("{" + f + "}" in _SOURCE_FIELDS for f in fields)
+
+
+def _images(data: Mapping[str, Any] | None, source: str, root_key_names: set[str],
+            problems: list[str]) -> ImagePolicy | None:
+    """The images section, cross-checked (every problem appended to ``problems``)."""
+    if data is None:
+        return None
+    base = Path(source).parent if source and not source.startswith("<") else Path.cwd()
+    keyrings = {k: str((base / v).resolve()) for k, v in (data.get("keyrings") or {}).items()}
+    bt = data.get("boot_test") or {}
+    profiles: dict[str, ImageProfile] = {}
+    for pname, p in data["profiles"].items():
+        where = f"images.profiles.{pname}"
+        if p.get("keyring") and p["keyring"] not in keyrings:
+            problems.append(f"{where}.keyring: {p['keyring']!r} is not one of images.keyrings "
+                            f"({', '.join(sorted(keyrings)) or 'none'})")
+        if p.get("require_signature") and not p.get("keyring"):
+            problems.append(f"{where}.require_signature: a signature can only be checked with "
+                            f"a keyring; name one in {where}.keyring")
+        unknown = [g for g in p["root_key_groups"] if g not in root_key_names]
+        if unknown:
+            problems.append(f"{where}.root_key_groups: {', '.join(unknown)} not in root_keys "
+                            f"({', '.join(sorted(root_key_names))})")
+        texts = {k: p.get(k) for k in ("default_source", "default_checksum")}
+        texts.update({f"properties.{k}": v for k, v in p["properties"].items()
+                      if isinstance(v, str)})
+        for key, text in texts.items():
+            if text and not _placeholders_ok(text):
+                problems.append(f"{where}.{key}: only the placeholders {{version}} and "
+                                f"{{major}} may be used")
+        if p.get("default_checksum") and not p.get("default_source"):
+            problems.append(f"{where}.default_checksum: needs a default_source it is the "
+                            f"checksum of")
+        fb = p.get("first_boot") or {}
+        props = dict(p["properties"])
+        min_disk, min_ram = props.pop("min_disk"), props.pop("min_ram")
+        profiles[pname] = ImageProfile(
+            name=pname, image_name=p["image_name"], contents=p["contents"].strip(),
+            root_key_groups=tuple(p["root_key_groups"]),
+            update=UpdatePolicy(keep=p["update"]["keep"],
+                                hidden_days=p["update"]["hidden_days"]),
+            properties=props, min_disk_gb=min_disk, min_ram_mb=min_ram,
+            boot_flavors=tuple(p["boot_flavors"]), description=p.get("description", ""),
+            default_source=p.get("default_source"), default_checksum=p.get("default_checksum"),
+            formats=tuple(p.get("formats", IMAGE_FORMATS)),
+            visibility=p.get("visibility", "private"), keyring=p.get("keyring"),
+            require_signature=p.get("require_signature", False),
+            first_boot=FirstBoot(packages=tuple(fb.get("packages", ())),
+                                 services=tuple(fb.get("services", ())),
+                                 srv_volume=fb.get("srv_volume", False),
+                                 runcmd=tuple(fb.get("runcmd", ()))),
+            instance_lifetime_h=p.get("instance_lifetime_h"))
+    return ImagePolicy(profiles=profiles, keyrings=keyrings,
+                       work_dir=data.get("work_dir", "/var/tmp"),
+                       boot_test=BootTest(login_marker=bt.get("login_marker", "login:"),
+                                          timeout_s=bt.get("timeout_s", 600),
+                                          console_grace_s=bt.get("console_grace_s", 60)))
