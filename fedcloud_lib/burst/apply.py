@@ -28,10 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openstack import exceptions as os_exc
-
-from .. import secgroups
 from ..archive.results import record
+from ..boot import register
 from ..cloud import CLOUD_ERRORS, server_gone
 from ..context import current_run, utcnow
 from ..errors import CloudError, RunbookError
@@ -47,7 +45,7 @@ from .schedule import Job, WorkItem, WorkQueue
 
 __all__ = ["HANDLERS", "ApplyState", "BurstOutcome", "apply", "compose_command"]
 
-HANDLERS = Handlers()
+HANDLERS = register(Handlers())  # keypair and standard group: fedcloud_lib.boot
 ExecutorFactory = Callable[[SshSettings], Executor]
 
 
@@ -137,27 +135,6 @@ class BurstOutcome:
 def _delete_leftover(st: ApplyState, step: Step) -> str:
     server_gone(st.conn, step.inputs["id"])
     return f"{step.inputs['id']} gone"
-
-
-@HANDLERS.on("keypair", "create", "update")
-def _keypair(st: ApplyState, step: Step) -> str:
-    key = step.inputs["public_key"]
-    kp = st.conn.compute.find_keypair(step.name)
-    if kp is not None and " ".join(kp.public_key.split()[:2]) != " ".join(key.split()[:2]):
-        st.conn.compute.delete_keypair(kp, ignore_missing=True)
-        kp = None
-    if kp is None:
-        try:
-            kp = st.conn.compute.create_keypair(name=step.name, public_key=key)
-        except os_exc.ConflictException:
-            kp = st.conn.compute.find_keypair(step.name)
-    return kp.fingerprint
-
-
-@HANDLERS.on("security group", "create", "update")
-def _security_group(st: ApplyState, step: Step) -> str:
-    secgroups.ensure(st.conn, step.name, step.inputs["ports"])
-    return "exactly the standard rules"
 
 
 def _conns(st: ApplyState) -> ThreadConnections:

@@ -13,25 +13,20 @@ from typing import Any
 
 from .. import secgroups
 from ..archive.index import Archive
+from ..boot import ingredients
 from ..cloud import call
 from ..context import current_run
-from ..errors import CloudError
 from ..site.policy import Policy
 from .request import BurstRequest
 from .results import Previous, previous_results
 from .sweep import Leftover, burst_builders, finished_runs, leftovers
 
-__all__ = ["Facts", "gather", "keypair_name", "key_body"]
+__all__ = ["Facts", "gather", "keypair_name"]
 
 
 def keypair_name(ticket: str) -> str:
     """The Nova keypair holding the public half of the burst's ssh key."""
     return f"burst-{ticket}"
-
-
-def key_body(key: str | None) -> str:
-    """``type base64`` of a public key (the comment does not matter)."""
-    return " ".join((key or "").split()[:2])
 
 
 @dataclass(frozen=True)
@@ -62,21 +57,7 @@ def gather(conn: Any, policy: Policy, req: BurstRequest, *, archive: Archive | N
     """Read everything the plan needs from the cloud and the archive (no change)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     archive = archive or Archive()
-    flavor = call(lambda: conn.compute.find_flavor(req.flavor), f"look up flavor {req.flavor}")
-    if flavor is None:
-        raise CloudError(f"flavor {req.flavor!r} is allowed by the policy but does not exist "
-                         f"in this cloud", flavor=req.flavor)
-    image = call(lambda: conn.image.find_image(req.image), f"look up image {req.image}")
-    if image is None:
-        raise CloudError(f"image {req.image!r} is allowed by the policy but does not exist "
-                         f"in this cloud", image=req.image)
-    network = None
-    if policy.network.network:
-        network = call(lambda: conn.network.find_network(policy.network.network),
-                       "look up the network")
-        if network is None:
-            raise CloudError(f"network {policy.network.network!r} (site policy) does not "
-                             f"exist in this cloud")
+    flavor, image, network = ingredients(conn, policy, req.flavor, req.image)
     sg = secgroups.inspect(conn, policy.network.security_group, policy.network.ingress_tcp)
     keypair = call(lambda: conn.compute.find_keypair(keypair_name(req.ticket)),
                    "look up the burst keypair")

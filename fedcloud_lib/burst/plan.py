@@ -20,10 +20,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from ..boot import keypair_step, secgroup_step
 from ..errors import PolicyError
 from ..plan import Plan, Step
 from ..site.policy import Policy
-from .facts import Facts, key_body, keypair_name
+from .facts import Facts, keypair_name
 from .request import BurstRequest, Package, iso
 from .schedule import Schedule, lpt_order, simulate
 from .sweep import META, ROLE
@@ -152,20 +153,9 @@ def _steps(policy: Policy, f: Facts, req: BurstRequest, builders: int,
                           f"earlier runs, {len(req.skipped)} skipped"))
         return steps
     kp = keypair_name(req.ticket)
-    if f.keypair is None:
-        steps.append(Step("create", "keypair", kp, "the burst's ssh key (public half)",
-                          {"public_key": req.ssh.public_key}))
-    elif key_body(f.keypair.public_key) != key_body(req.ssh.public_key):
-        steps.append(Step("update", "keypair", kp, "replace: the burst's ssh key changed",
-                          {"public_key": req.ssh.public_key}))
-    else:
-        steps.append(Step("reuse", "keypair", kp, f.keypair.fingerprint or "",
-                          {"fingerprint": f.keypair.fingerprint or ""}))
-    sg = f.secgroup
-    sg_action = {"create": "create", "repair": "update", "reuse": "reuse"}[sg.action]
-    steps.append(Step(sg_action, "security group", sg.name,
-                      ("drift repair: " if sg_action == "update" else "") + sg.detail(),
-                      {"ports": list(net.ingress_tcp)}))
+    steps.append(keypair_step(kp, req.ssh.public_key, f.keypair,
+                              "the burst's ssh key (public half)"))
+    steps.append(secgroup_step(f.secgroup, net.ingress_tcp))
     metadata = {META["burst"]: req.burst_id, META["ticket"]: req.ticket, META["role"]: ROLE,
                 META["class"]: req.profile.name}
     steps.append(Step(

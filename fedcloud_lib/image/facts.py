@@ -23,10 +23,11 @@ from typing import Any
 
 from openstack import exceptions as os_exc
 
+from ..boot import policy_network
 from ..cloud import GONE, call
 from ..config import settings
 from ..context import current_run
-from ..errors import CloudError, ConfigError, LockError, ParameterError
+from ..errors import ConfigError, LockError, ParameterError
 from ..lock import RunLock
 from ..site.policy import Policy
 from . import checksum as cks
@@ -307,14 +308,8 @@ def _gather(conn: Any, policy: Policy, req: ImageRequest, source: Source) -> Fac
     if not flavors:
         raise ConfigError(f"images.profiles.{req.profile.name}.boot_flavors: none of "
                           f"{', '.join(req.profile.boot_flavors)} exists in this cloud")
-    network_id = None
-    if policy.network.network:
-        net = call(lambda: conn.network.find_network(policy.network.network),
-                   "look up the network")
-        if net is None:
-            raise CloudError(f"network {policy.network.network!r} (site policy) does not "
-                             f"exist in this cloud")
-        network_id = net.id
+    net = policy_network(conn, policy)
+    network_id = net.id if net is not None else None
     return Facts(project_id=project_id, source=source, match=match,
                  profile_images=tuple(sorted(finished, key=lambda r: r.created_at)),
                  leftovers=leftovers,

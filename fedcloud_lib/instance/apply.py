@@ -15,23 +15,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from openstack import exceptions as os_exc
 
 from .. import secgroups
+from ..boot import register
 from ..cloud import CLOUD_ERRORS, server_gone, volume_gone
 from ..context import current_run, utcnow
 from ..errors import CloudError
 from ..plan import Handlers, Plan, Step, StepResult, walk
 from ..site.policy import Policy
 from . import notify
-from .facts import META, find_ticket_servers, find_ticket_volumes, key_body, server_address
+from .facts import META, find_ticket_servers, find_ticket_volumes, server_address
 from .request import iso
 
 __all__ = ["HANDLERS", "ApplyState", "InstanceOutcome", "apply", "user_data", "volume_device",
            "ACTIVE_TIMEOUT"]
 
 ACTIVE_TIMEOUT = 600
-HANDLERS = Handlers()
+HANDLERS = register(Handlers())  # keypair and standard group: fedcloud_lib.boot
 
 
 @dataclass
@@ -109,27 +109,6 @@ def _stamps() -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- handlers
-
-@HANDLERS.on("keypair", "create", "update")
-def _keypair(st: ApplyState, step: Step) -> str:
-    key = step.inputs["public_key"]
-    kp = st.conn.compute.find_keypair(step.name)
-    if kp is not None and key_body(kp.public_key) != key_body(key):
-        st.conn.compute.delete_keypair(kp, ignore_missing=True)
-        kp = None
-    if kp is None:
-        try:
-            kp = st.conn.compute.create_keypair(name=step.name, public_key=key)
-        except os_exc.ConflictException:  # made meanwhile with the same name
-            kp = st.conn.compute.find_keypair(step.name)
-    return kp.fingerprint
-
-
-@HANDLERS.on("security group", "create", "update")
-def _security_group(st: ApplyState, step: Step) -> str:
-    secgroups.ensure(st.conn, step.name, step.inputs["ports"])
-    return "exactly the standard rules"
-
 
 @HANDLERS.on("server", "delete")
 def _delete_server(st: ApplyState, step: Step) -> str:

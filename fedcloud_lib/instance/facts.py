@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import secgroups
+from ..boot import ingredients
 from ..cloud import GONE, call
 from ..errors import CloudError, PolicyError
 from ..site.accounts import Account
 from ..site.policy import Policy
 from .request import InstanceRequest
 
-__all__ = ["PREFIX", "META", "keypair_name", "key_body", "server_address", "find_ticket_servers",
+__all__ = ["PREFIX", "META", "keypair_name", "server_address", "find_ticket_servers",
            "find_ticket_volumes", "Facts", "gather"]
 
 PREFIX = "fedcloud_"
@@ -29,12 +30,6 @@ META = {k: PREFIX + k for k in ("ticket", "requester", "operator", "purpose", "c
 def keypair_name(requester: str) -> str:
     """The Nova keypair holding ``requester``'s key from the account system."""
     return f"fas-{requester}"
-
-
-def key_body(key: str | None) -> str:
-    """An ssh public key without its comment (what makes two keys the same key)."""
-    parts = (key or "").split()
-    return " ".join(parts[:2])
 
 
 def server_address(server: Any) -> str | None:
@@ -87,21 +82,7 @@ class Facts:
 
 def gather(conn: Any, policy: Policy, req: InstanceRequest, account: Account) -> Facts:
     """Read everything the plan needs from the cloud (no change)."""
-    flavor = call(lambda: conn.compute.find_flavor(req.flavor), f"look up flavor {req.flavor}")
-    if flavor is None:
-        raise CloudError(f"flavor {req.flavor!r} is allowed by the policy but does not exist "
-                         f"in this cloud", flavor=req.flavor)
-    image = call(lambda: conn.image.find_image(req.image), f"look up image {req.image}")
-    if image is None:
-        raise CloudError(f"image {req.image!r} is allowed by the policy but does not exist "
-                         f"in this cloud", image=req.image)
-    network = None
-    if policy.network.network:
-        network = call(lambda: conn.network.find_network(policy.network.network),
-                       "look up the network")
-        if network is None:
-            raise CloudError(f"network {policy.network.network!r} (site policy) does not "
-                             f"exist in this cloud")
+    flavor, image, network = ingredients(conn, policy, req.flavor, req.image)
     external = call(lambda: tuple(conn.network.networks(is_router_external=True)),
                     "list external networks")
     servers = call(lambda: find_ticket_servers(conn, req.ticket), "list servers")

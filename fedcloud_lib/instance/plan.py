@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..boot import keypair_step, secgroup_step
 from ..errors import PolicyError
 from ..plan import Plan, Step
 from ..site.policy import Policy
-from .facts import META, Facts, key_body, keypair_name
+from .facts import META, Facts, keypair_name
 from .request import InstanceRequest, iso
 
 __all__ = ["InstancePlan", "make_plan", "static_metadata", "QUOTA_COLUMNS"]
@@ -89,23 +90,9 @@ def _steps(policy: Policy, f: Facts) -> list[Step]:
     req, account, net = f.request, f.account, policy.network
     steps: list[Step] = []
     kp = keypair_name(req.requester)
-    key = account.sshpubkeys[0]
-    if f.keypair is None:
-        steps.append(Step("create", "keypair", kp, f"{req.requester}'s first ssh key from the "
-                          f"account system", {"public_key": key}))
-    elif key_body(f.keypair.public_key) != key_body(key):
-        steps.append(Step("update", "keypair", kp, "replace: the key in the account system "
-                          "changed", {"public_key": key}))
-    else:
-        steps.append(Step("reuse", "keypair", kp, f.keypair.fingerprint or "",
-                          {"fingerprint": f.keypair.fingerprint or ""}))
-    sg = f.secgroup
-    sg_action = {"create": "create", "repair": "update", "reuse": "reuse"}[sg.action]
-    steps.append(Step(sg_action, "security group", sg.name,
-                      ("drift repair: " if sg_action == "update" else "") + sg.detail(),
-                      {"ports": list(net.ingress_tcp),
-                       "remove": [r.describe() for _, r in sg.extra],
-                       "add": [r.describe() for r in sg.missing] if sg.exists else []}))
+    steps.append(keypair_step(kp, account.sshpubkeys[0], f.keypair,
+                              f"{req.requester}'s first ssh key in the account system"))
+    steps.append(secgroup_step(f.secgroup, net.ingress_tcp))
     for s in f.error_servers:
         steps.append(Step("delete", "server", s.name,
                           f"left in ERROR by an earlier run ({s.id}); replaced", {"id": s.id}))
