@@ -38,6 +38,10 @@ _QUEUE_CHUNKS = 8
 #: properties describing where an image came from or how it is stored: not copied
 _NOT_COPIED_PREFIXES = ("owner_specified.", "os_hash", "os_glance", "fedcloud_migrat",
                         "stores", "image_location", "instance_", "owner_", "block_device")
+#: Glance's own fields of an image (set by Glance or by the create call)
+_CORE = {"id", "name", "status", "size", "virtual_size", "checksum", "created_at",
+         "updated_at", "owner", "visibility", "protected", "os_hidden", "file", "schema",
+         "self", "tags", "disk_format", "container_format", "min_disk", "min_ram"}
 _NOT_COPIED = {"base_image_ref", "image_type", "user_id", "boot_roles", "image_state",
                "signature_verified", "direct_url", "locations", "checksum"}
 Progress = Callable[[str], None]
@@ -68,15 +72,23 @@ class TransferResult:
                 "seconds": round(self.seconds, 2), "mb_per_s": round(self.mb_per_s, 1)}
 
 
-def copyable_properties(image: Any) -> dict[str, str]:
-    """The properties of ``image`` worth carrying to a copy (os_distro, hw_*, ...): not
-    the ones saying where it came from, who uploaded it or how it is stored."""
+def copyable_properties(image: dict[str, Any]) -> dict[str, str]:
+    """The properties of an image (its Glance document) worth carrying to a copy
+    (os_distro, hw_*, ...): not Glance's own fields, nor the ones saying where it came
+    from, who uploaded it or how it is stored."""
     out = {}
-    for k, v in (getattr(image, "properties", None) or {}).items():
-        if k in _NOT_COPIED or k.startswith(_NOT_COPIED_PREFIXES) or not isinstance(v, str):
+    for k, v in image.items():
+        if k in _CORE or k in _NOT_COPIED or k.startswith(_NOT_COPIED_PREFIXES) \
+                or not isinstance(v, str):
             continue
         out[k] = v
     return out
+
+
+def _document(conn: Any, image_id: str) -> dict[str, Any]:
+    """An image as Glance returns it (every property, flat), which openstacksdk's Image
+    splits into attributes and ``properties``."""
+    return dict(conn.image.get(f"/images/{image_id}").json())
 
 
 class _Hasher(threading.Thread):
@@ -179,7 +191,10 @@ def stream_image(source: Any, image: Any, target: Any, *, name: str,
     if src.status != "active":
         raise CloudError(f"source image {src.name} ({src.id}) is {src.status}, not active")
     label = f"transfer {name}"
-    meta = {**copyable_properties(src), **(properties or {})}
+    try:
+        meta = {**copyable_properties(_document(source, src.id)), **(properties or {})}
+    except CLOUD_ERRORS as exc:
+        raise CloudError(f"cannot read source image {src.id}: {exc}") from exc
     try:
         dst = target.image.create_image(
             name, disk_format=src.disk_format, container_format=src.container_format,
