@@ -132,14 +132,16 @@ def _attached_ids(server: Any) -> list[str]:
     return out
 
 
-def select_servers(conn: Any, request: MigrationRequest,
-                   target: Any) -> tuple[list[Any], list[Any]]:
+def select_servers(conn: Any, request: MigrationRequest, target: Any,
+                   source_list: tags.Listing | None = None,
+                   target_list: tags.Listing | None = None) -> tuple[list[Any], list[Any]]:
     """The selected source servers, and the target servers of named ones whose source is
     already gone (migrated and deleted by an earlier run).  Unknown or ambiguous names are
     a :class:`ParameterError`."""
     sel = request.selection
-    servers = [s for s in call(lambda: list(conn.compute.servers(details=True)),
-                               "list the source servers") if s.status not in GONE]
+    listed = source_list.servers if source_list is not None else call(
+        lambda: list(conn.compute.servers(details=True)), "list the source servers")
+    servers = [s for s in listed if s.status not in GONE]
     if not sel.servers:
         return [s for s in servers if sel.matches(s)], []
     chosen, done, problems = [], [], []
@@ -156,8 +158,10 @@ def select_servers(conn: Any, request: MigrationRequest,
                             f"project ({', '.join(s.id for s in by_name)}); give the id")
         else:
             if migrated is None:
-                migrated = [s for s in call(lambda: list(target.compute.servers(details=True)),
-                                            "list the target servers")
+                listed_t = target_list.servers if target_list is not None else call(
+                    lambda: list(target.compute.servers(details=True)),
+                    "list the target servers")
+                migrated = [s for s in listed_t
                             if (s.metadata or {}).get(tags.MIGRATED_FROM)
                             and s.status not in GONE]
             there = [s for s in migrated
@@ -176,29 +180,36 @@ def select_servers(conn: Any, request: MigrationRequest,
 
 
 def _server_facts(source: Any, target: Any, request: MigrationRequest, server: Any,
-                  stopped: set[str], volumes_by_id: dict[str, Any]) -> ServerFacts:
+                  stopped: set[str], src: tags.Listing, tgt: tags.Listing,
+                  cache: dict[tuple[str, str], Any]) -> ServerFacts:
     sid = server.id
     image_id = server.image.get("id") if isinstance(server.image, dict) else \
         getattr(server.image, "id", None)
     image = None
     if image_id:
-        image = call(lambda: source.image.find_image(image_id, ignore_missing=True),
-                     f"look up the image of {server.name}")
+        if ("image", image_id) not in cache:
+            cache[("image", image_id)] = call(
+                lambda: source.image.find_image(image_id, ignore_missing=True),
+                f"look up the image of {server.name}")
+        image = cache[("image", image_id)]
     kp = None
     if server.key_name:
-        kp = call(lambda: source.compute.find_keypair(server.key_name, ignore_missing=True),
-                  f"read key pair {server.key_name}")
-    temps = call(lambda: tags.source_temporaries(source, sid), "list the source temporaries")
-    timgs = call(lambda: tags.target_images(target, sid), "list the target images")
-    tservers = [s for s in call(lambda: tags.target_servers(target, sid),
-                                "list the target servers")]
+        if ("keypair", server.key_name) not in cache:
+            cache[("keypair", server.key_name)] = call(
+                lambda: source.compute.find_keypair(server.key_name, ignore_missing=True),
+                f"read key pair {server.key_name}")
+        kp = cache[("keypair", server.key_name)]
+    temps = tags.source_temporaries(source, sid, src)
+    timgs = tags.target_images(target, sid, tgt)
+    tservers = tags.target_servers(target, sid, tgt)
     live = [s for s in tservers if s.status != "ERROR"]
     if len(live) > 1:
         raise PolicyError(f"server {server.name}: the target holds {len(live)} servers "
                           f"migrated from it ({', '.join(s.id for s in live)}); delete the "
                           f"extra ones by hand")
     vids = _attached_ids(server)
-    tvols = call(lambda: tags.target_volumes(target, vids), "list the target volumes")
+    tvols = tags.target_volumes(target, vids, tgt)
+    volumes_by_id = {v.id: v for v in src.volumes}
     by_temp = {tags.props(i).get(tags.TEMP): i for i in temps["images"]}
     clones = {(c.metadata or {}).get(tags.TEMP): c for c in temps["clones"]}
     by_part = {tags.props(i).get(tags.PART): i for i in timgs}
@@ -232,12 +243,13 @@ def gather(source: Any, target: Any, policy: Policy, request: MigrationRequest, 
            admin: Any | None = None) -> MigrationFacts:
     """Read everything the plan needs from both clouds (and the admin API for quotas);
     no change anywhere."""
-    chosen, done = select_servers(source, request, target)
+    src = call(lambda: tags.listing(source), f"list the project of {request.source_cloud}")
+    tgt_list = call(lambda: tags.listing(target), f"list the project of {request.target_cloud}")
+    chosen, done = select_servers(source, request, target, src, tgt_list)
     runs = earlier_runs(request.migration_id)
     stopped = stopped_by_earlier_runs(runs)
-    volumes_by_id = {v.id: v for v in call(
-        lambda: list(source.block_storage.volumes(details=True)), "list the source volumes")}
-    servers = tuple(_server_facts(source, target, request, s, stopped, volumes_by_id)
+    cache: dict[tuple[str, str], Any] = {}
+    servers = tuple(_server_facts(source, target, request, s, stopped, src, tgt_list, cache)
                     for s in chosen)
     fl = {request.flavor_map.get(s.flavor, s.flavor) for s in servers} | \
         set(request.flavor_map.values())

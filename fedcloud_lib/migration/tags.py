@@ -18,6 +18,7 @@ These functions read only; :mod:`.apply` makes and deletes.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..cloud import GONE
@@ -27,7 +28,8 @@ __all__ = ["MIGRATION", "MIGRATED_FROM", "PART", "SHA256", "VERIFIED", "TEMP", "
            "ref", "ref_id", "boot_part", "volume_part", "temp_boot", "temp_volume_image",
            "temp_clone", "snapshot_name", "clone_name", "volume_image_name",
            "target_image_name", "props", "source_temporaries", "target_images",
-           "target_servers", "target_volumes", "TRANSIENT_IMAGE", "usable_image"]
+           "target_servers", "target_volumes", "TRANSIENT_IMAGE", "usable_image",
+           "Listing", "listing"]
 
 MIGRATION = "fedcloud_migration"
 MIGRATED_FROM = "fedcloud_migrated_from"
@@ -113,29 +115,56 @@ def usable_image(image: Any) -> bool:
     return image.status == "active" or image.status in TRANSIENT_IMAGE
 
 
-def source_temporaries(conn: Any, server_id: str) -> dict[str, list[Any]]:
+@dataclass(frozen=True)
+class Listing:
+    """A project's images, servers and volumes, listed once (facts filter them per
+    server instead of asking the cloud again for each)."""
+
+    images: tuple[Any, ...]
+    servers: tuple[Any, ...]
+    volumes: tuple[Any, ...]
+
+
+def listing(conn: Any) -> Listing:
+    """List the connection's project: its own images, its servers and volumes."""
+    return Listing(images=tuple(conn.image.images(owner=conn.current_project_id)),
+                   servers=tuple(conn.compute.servers(details=True)),
+                   volumes=tuple(conn.block_storage.volumes(details=True)))
+
+
+def _images(conn: Any, given: Listing | None) -> Any:
+    return given.images if given is not None else conn.image.images(
+        owner=conn.current_project_id)
+
+
+def _volumes(conn: Any, given: Listing | None) -> Any:
+    return given.volumes if given is not None else conn.block_storage.volumes(details=True)
+
+
+def source_temporaries(conn: Any, server_id: str,
+                       given: Listing | None = None) -> dict[str, list[Any]]:
     """A source server's temporaries: ``{"images": [...], "clones": [...]}``.
 
     Images are the boot snapshot and the volume images (TEMP stamp starting with the
     server id); clones are volumes with such a stamp.
     """
     prefix = f"{server_id}:"
-    images = [i for i in conn.image.images(owner=conn.current_project_id)
+    images = [i for i in _images(conn, given)
               if str(props(i).get(TEMP, "")).startswith(prefix)]
-    clones = [v for v in conn.block_storage.volumes(details=True)
+    clones = [v for v in _volumes(conn, given)
               if str((v.metadata or {}).get(TEMP, "")).startswith(prefix)
               and v.status != "deleting"]
     return {"images": images, "clones": clones}
 
 
-def target_images(conn: Any, server_id: str) -> list[Any]:
+def target_images(conn: Any, server_id: str, given: Listing | None = None) -> list[Any]:
     """The target's images made from source server ``server_id`` (boot and volumes).
 
     Nova snapshots of a migrated server inherit its image's properties: they are not ours
     (``image_type`` snapshot) and are left out.
     """
     out = []
-    for i in conn.image.images(owner=conn.current_project_id):
+    for i in _images(conn, given):
         p = props(i)
         if p.get(PART) and ref_id(p.get(MIGRATED_FROM)) == server_id \
                 and p.get("image_type") != "snapshot":
@@ -143,18 +172,20 @@ def target_images(conn: Any, server_id: str) -> list[Any]:
     return out
 
 
-def target_servers(conn: Any, server_id: str) -> list[Any]:
+def target_servers(conn: Any, server_id: str, given: Listing | None = None) -> list[Any]:
     """The target's servers migrated from source server ``server_id`` (not deleted)."""
-    return [s for s in conn.compute.servers(details=True)
+    servers = given.servers if given is not None else conn.compute.servers(details=True)
+    return [s for s in servers
             if ref_id((s.metadata or {}).get(MIGRATED_FROM)) == server_id
             and s.status not in GONE]
 
 
-def target_volumes(conn: Any, volume_ids: list[str] | tuple[str, ...]) -> dict[str, Any]:
+def target_volumes(conn: Any, volume_ids: list[str] | tuple[str, ...],
+                   given: Listing | None = None) -> dict[str, Any]:
     """The target's volumes migrated from the given source volumes: ``{source id: volume}``."""
     wanted = set(volume_ids)
     out: dict[str, Any] = {}
-    for v in conn.block_storage.volumes(details=True):
+    for v in _volumes(conn, given):
         src = ref_id((v.metadata or {}).get(MIGRATED_FROM))
         if src in wanted and v.status not in ("deleting", "error_deleting"):
             out.setdefault(src, v)
