@@ -17,7 +17,8 @@ from .errors import FedcloudError
 # Sub-commands contributed by other parts of the library: command -> module exposing
 # register(subparsers). A plugin is imported only when its command (or help) is asked for,
 # so that `fedcloud run` does not pay for importing every part of the product.
-PLUGINS = {"cloudlet": "fedcloud_lib.cloudlet.cli", "ticket": "fedcloud_lib.tickets.cli"}
+PLUGINS = {"cloudlet": "fedcloud_lib.cloudlet.cli", "ticket": "fedcloud_lib.tickets.cli",
+           "check": "fedcloud_lib.checks.cli"}
 CORE_COMMANDS = {"runbooks", "describe", "run", "runs"}
 
 

@@ -18,7 +18,7 @@ from openstack import exceptions as os_exc
 
 from .errors import CloudError, ConfigError
 
-__all__ = ["CLOUD_ERRORS", "GONE", "connect", "call", "mapped"]
+__all__ = ["CLOUD_ERRORS", "GONE", "connect", "call", "mapped", "server_gone", "volume_gone"]
 
 #: what a cloud call can raise: the SDK's errors, and keystoneauth's for an unreachable API
 CLOUD_ERRORS = (os_exc.SDKException, ksa_exc.ClientException)
@@ -67,3 +67,30 @@ def mapped(what: str, hint: str = "", **context: Any) -> Iterator[None]:
     except CLOUD_ERRORS as exc:
         raise CloudError(f"{what} failed: {exc}" + (f"; {hint}" if hint else ""),
                          **context) from exc
+
+
+def server_gone(conn: Any, server_id: str, timeout: int = 600) -> bool:
+    """Delete server ``server_id`` and wait until it is gone; True if it existed.
+
+    Idempotent: a server already gone is fine (the handler of a re-run finds nothing).
+    """
+    server = conn.compute.find_server(server_id, ignore_missing=True)
+    if server is None:
+        return False
+    conn.compute.delete_server(server, ignore_missing=True)
+    conn.compute.wait_for_delete(server, wait=timeout)
+    return True
+
+
+def volume_gone(conn: Any, volume_id: str, timeout: int = 600) -> bool:
+    """Delete volume ``volume_id`` (after its detachment finishes) and wait until it is
+    gone; True if it existed.  Idempotent like :func:`server_gone`."""
+    volume = conn.block_storage.find_volume(volume_id, ignore_missing=True)
+    if volume is None:
+        return False
+    if volume.status in ("in-use", "detaching"):
+        volume = conn.block_storage.wait_for_status(volume, "available", failures=["error"],
+                                                    wait=timeout)
+    conn.block_storage.delete_volume(volume, ignore_missing=True)
+    conn.block_storage.wait_for_delete(volume, wait=timeout)
+    return True

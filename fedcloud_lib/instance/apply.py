@@ -18,7 +18,7 @@ import yaml
 from openstack import exceptions as os_exc
 
 from .. import secgroups
-from ..cloud import CLOUD_ERRORS
+from ..cloud import CLOUD_ERRORS, server_gone, volume_gone
 from ..context import current_run, utcnow
 from ..errors import CloudError
 from ..plan import Handlers, Plan, Step, StepResult, walk
@@ -133,19 +133,13 @@ def _security_group(st: ApplyState, step: Step) -> str:
 
 @HANDLERS.on("server", "delete")
 def _delete_server(st: ApplyState, step: Step) -> str:
-    server = st.conn.compute.find_server(step.inputs["id"], ignore_missing=True)
-    if server is not None:
-        st.conn.compute.delete_server(server, ignore_missing=True)
-        st.conn.compute.wait_for_delete(server, wait=st.timeout)
+    server_gone(st.conn, step.inputs["id"], st.timeout)
     return f"{step.inputs['id']} gone"
 
 
 @HANDLERS.on("volume", "delete")
 def _delete_volume(st: ApplyState, step: Step) -> str:
-    volume = st.conn.block_storage.find_volume(step.inputs["id"], ignore_missing=True)
-    if volume is not None:
-        st.conn.block_storage.delete_volume(volume, ignore_missing=True)
-        st.conn.block_storage.wait_for_delete(volume, wait=st.timeout)
+    volume_gone(st.conn, step.inputs["id"], st.timeout)
     return f"{step.inputs['id']} gone"
 
 

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..cloud import CLOUD_ERRORS
+from ..cloud import CLOUD_ERRORS, server_gone, volume_gone
 from ..errors import CloudError
 from ..instance.facts import META
 from ..plan import Handlers, Plan, Step, StepResult, walk
@@ -64,23 +64,14 @@ def _snapshot(st: _State, step: Step) -> str:
 
 @HANDLERS.on("server", "delete")
 def _server(st: _State, step: Step) -> str:
-    server = st.conn.compute.find_server(step.inputs["id"], ignore_missing=True)
-    if server is not None:
-        st.conn.compute.delete_server(server, ignore_missing=True)
-        st.conn.compute.wait_for_delete(server, wait=st.timeout)
+    server_gone(st.conn, step.inputs["id"], st.timeout)
     st.done["servers_deleted"].append(step.name)
     return "deleted"
 
 
 @HANDLERS.on("volume", "delete")
 def _volume(st: _State, step: Step) -> str:
-    v = st.conn.block_storage.find_volume(step.inputs["id"], ignore_missing=True)
-    if v is not None:
-        if v.status in ("in-use", "detaching"):
-            v = st.conn.block_storage.wait_for_status(v, "available", failures=["error"],
-                                                      wait=st.timeout)
-        st.conn.block_storage.delete_volume(v, ignore_missing=True)
-        st.conn.block_storage.wait_for_delete(v, wait=st.timeout)
+    volume_gone(st.conn, step.inputs["id"], st.timeout)
     st.done["volumes_deleted"].append(step.name)
     return "deleted"
 

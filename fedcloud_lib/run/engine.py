@@ -242,6 +242,8 @@ def _execute(rb: Runbook, params: dict, params_scrubbed: dict, scrubber: Scrubbe
         elif ename == StalePlan.__name__:
             status = "stale-plan"
         elif ename in _REFUSALS:
+            # the runbook itself refused its input against the facts (a parameter, a
+            # mapping, the policy, a quota): exit 2, archived as refused
             status, exit_code = "refused", EXIT_REFUSED
     except KeyboardInterrupt as e:
         status, exit_code = "interrupted", EXIT_INTERRUPTED
