@@ -96,3 +96,20 @@ def test_selection_matches():
     assert [s.id for s in (a, b) if req(servers=["2"]).selection.matches(s)] == ["2"]
     assert [s.id for s in (a, b) if req(servers=[], whole_project=True)
             .selection.matches(s)] == ["1", "2"]
+
+
+@pytest.mark.parametrize("name", ["testing-to-production.yaml", "dev-class-to-new-cloudlet.yaml"])
+def test_the_example_parameter_files_are_valid(name):
+    from pathlib import Path
+
+    from fedcloud_lib.params import load_value_files
+    from fedcloud_lib.run.values import validate
+
+    path = Path(__file__).resolve().parents[2] / "parameters" / "migrate-instances" / name
+    values = validate("migrate-instances", load_value_files([path]))
+    r = prepare(source_cloud=values["source_cloud"], target_cloud=values["target_cloud"],
+                servers=values["servers"], match=values["match"], ticket=values["ticket"],
+                whole_project=values["whole_project"], flavor_map=values["flavor_map"],
+                copy_quotas=values["copy_quotas"], admin_cloud=values["admin_cloud"],
+                delete_source=values["delete_source"], known_clouds=CLOUDS)
+    assert r.migration_id.startswith("mig-")
