@@ -1,11 +1,11 @@
 """Stream an image from one Glance into another: bounded memory, no copy on disk,
 verified end to end.
 
-:func:`stream_image` reads the source image's data as an HTTP stream (``download_image``
+:func:`stream_image` reads the source image's data as an HTTP stream (``GET .../file``
 with ``stream=True``) and hands the same chunks, as they arrive, to the target's upload
-(a chunked ``PUT .../file``): at most a few chunks are in memory at any time and nothing
-touches the local disk.  Alongside, a thread computes the sha256 of the bytes (hashlib
-releases the GIL, so hashing does not slow the pipe down).
+(a ``PUT .../file`` of the image's size): one chunk at a time is in memory and nothing
+touches the local disk.  The sha256 of the bytes is computed as they pass (inline: sha256
+is far faster than the Glances; a hashing thread measured slower, with its hand-offs).
 
 Verification, end to end: both Glances hash what they store (``os_hash_algo`` /
 ``os_hash_value``, else the md5 ``checksum``).  The target's hash is of the bytes it
@@ -20,21 +20,18 @@ Nothing here is migration-specific: give it two connections, an image and a name
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..cloud import CLOUD_ERRORS
-from ..errors import CloudError
+from ..errors import CloudError, FedcloudError
 
 __all__ = ["CHUNK", "SHA256_PROPERTY", "TransferResult", "stream_image", "copyable_properties"]
 
 CHUNK = 1024 * 1024
 SHA256_PROPERTY = "owner_specified.openstack.sha256"
-_QUEUE_CHUNKS = 8
 #: properties describing where an image came from or how it is stored: not copied
 _NOT_COPIED_PREFIXES = ("owner_specified.", "os_hash", "os_glance", "fedcloud_migrat",
                         "stores", "image_location", "instance_", "owner_", "block_device")
@@ -91,55 +88,59 @@ def _document(conn: Any, image_id: str) -> dict[str, Any]:
     return dict(conn.image.get(f"/images/{image_id}").json())
 
 
-class _Hasher(threading.Thread):
-    """sha256 of the chunks put into it, computed off the transfer's path."""
-
-    def __init__(self) -> None:
-        super().__init__(name="sha256", daemon=True)
-        self.sha = hashlib.sha256()
-        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_CHUNKS)
-
-    def run(self) -> None:
-        while (chunk := self.chunks.get()) is not None:
-            self.sha.update(chunk)
-
-    def digest(self) -> str:
-        self.chunks.put(None)
-        self.join()
-        return self.sha.hexdigest()
-
-
 class _Stream:
-    """The download's chunks, counted, hashed and reported, as the upload's body."""
+    """The download, read chunk by chunk, hashed, counted and reported as it passes, as
+    the upload's body.
 
-    def __init__(self, chunks: Iterator[bytes], expected: int | None, hasher: _Hasher,
-                 label: str, progress: Progress | None) -> None:
-        self._chunks = chunks
+    The download is read raw (``HTTPResponse.read(n, decode_content=False)``: Glance
+    sends image data unencoded), and the upload announces its length, so each chunk is
+    copied once from the socket and sent as it is — no decoding buffer, no chunked
+    framing.  Hashing inline costs less than handing chunks to another thread (sha256
+    runs far faster than the Glances move data).  A source that sends fewer bytes than its
+    size fails the transfer instead of leaving the upload waiting.
+    """
+
+    def __init__(self, resp: Any, expected: int, label: str, chunk_size: int,
+                 progress: Progress | None) -> None:
+        encoding = (resp.headers.get("Content-Encoding") or "identity").lower()
+        if encoding != "identity":  # never from Glance; decoded the slow way if it happens
+            chunks = resp.iter_content(chunk_size=chunk_size)
+            self._read: Callable[[], bytes] = lambda: next(chunks, b"")
+        else:
+            self._read = lambda: resp.raw.read(chunk_size, decode_content=False)
         self.expected = expected
+        self.sha = hashlib.sha256()
         self.count = 0
-        self.hasher = hasher
         self.label = label
         self.progress = progress
-        step = max(64 * CHUNK, (expected or 0) // 10)
+        step = max(64 * CHUNK, expected // 10)
         self._next_report = step
         self._step = step
         self._t0 = time.monotonic()
+
+    def __len__(self) -> int:
+        return self.expected
 
     def __iter__(self) -> "_Stream":
         return self
 
     def __next__(self) -> bytes:
-        chunk = next(self._chunks)
+        chunk = self._read()
+        if not chunk:
+            if self.count != self.expected:
+                raise CloudError(f"{self.label}: the source sent {self.count} of its "
+                                 f"{self.expected} bytes")
+            raise StopIteration
+        self.sha.update(chunk)
         self.count += len(chunk)
-        if self.expected is not None and self.count > self.expected:
+        if self.count > self.expected:
             raise CloudError(f"{self.label}: the source sent more than its size "
                              f"({self.expected} bytes)")
-        self.hasher.chunks.put(chunk)
         if self.progress is not None and self.count >= self._next_report:
             self._next_report += self._step
             secs = time.monotonic() - self._t0
-            pct = f" ({100 * self.count // self.expected}%)" if self.expected else ""
-            self.progress(f"{self.label}: {self.count / 2**20:.0f} MiB{pct}, "
+            self.progress(f"{self.label}: {self.count / 2**20:.0f} MiB "
+                          f"({100 * self.count // max(self.expected, 1)}%), "
                           f"{self.count / max(secs, 1e-6) / 1e6:.0f} MB/s")
         return chunk
 
@@ -188,8 +189,9 @@ def stream_image(source: Any, image: Any, target: Any, *, name: str,
         src = source.image.get_image(image_id)
     except CLOUD_ERRORS as exc:
         raise CloudError(f"cannot read source image {image_id}: {exc}") from exc
-    if src.status != "active":
-        raise CloudError(f"source image {src.name} ({src.id}) is {src.status}, not active")
+    if src.status != "active" or not src.size:
+        raise CloudError(f"source image {src.name} ({src.id}) is {src.status}"
+                         + (", not active" if src.status != "active" else " but has no size"))
     label = f"transfer {name}"
     try:
         meta = {**copyable_properties(_document(source, src.id)), **(properties or {})}
@@ -202,16 +204,13 @@ def stream_image(source: Any, image: Any, target: Any, *, name: str,
             **meta)
     except CLOUD_ERRORS as exc:
         raise CloudError(f"cannot create image {name} in the target: {exc}") from exc
-    hasher = _Hasher()
-    hasher.start()
     resp = None
     t0 = time.monotonic()
     try:
-        resp = source.image.download_image(src, stream=True, chunk_size=chunk_size)
-        body = _Stream(resp.iter_content(chunk_size=chunk_size), src.size, hasher, label,
-                       progress)
+        resp = source.image.get(f"/images/{src.id}/file", stream=True)
+        body = _Stream(resp, src.size, label, chunk_size, progress)
         dst.upload(target.image, data=body, size=src.size)
-        sha256 = hasher.digest()
+        sha256 = body.sha.hexdigest()
         secs = time.monotonic() - t0
         got = target.image.get_image(dst.id)
         if got.status != "active":
@@ -219,15 +218,14 @@ def stream_image(source: Any, image: Any, target: Any, *, name: str,
         by = _verify(src, got, body.count, sha256)
         target.image.update_image(got.id, **{SHA256_PROPERTY: sha256})
     except BaseException as exc:
-        if hasher.is_alive():
-            hasher.digest()
         try:
             target.image.delete_image(dst, ignore_missing=True)
         except CLOUD_ERRORS:
             pass  # the next run finds it by its properties and deletes it
-        if isinstance(exc, CLOUD_ERRORS):
-            raise CloudError(f"{label} failed: {exc}") from exc
-        raise
+        if isinstance(exc, (FedcloudError, KeyboardInterrupt, SystemExit)):
+            raise
+        # the SDK's and keystoneauth's errors, and requests' for a stream cut midway
+        raise CloudError(f"{label} failed: {type(exc).__name__}: {exc}") from exc
     finally:
         if resp is not None:
             resp.close()

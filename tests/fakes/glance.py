@@ -44,6 +44,7 @@ class FakeGlance:
         self.keep_data = keep_data
         self.hash_algo = hash_algo
         self.corrupt_uploads = False
+        self.cut_downloads_at: int | None = None  # bytes sent before the connection drops
         self.upload_headers: list[dict[str, str]] = []
         self.deleted: list[str] = []
         self.lock = threading.Lock()
@@ -102,8 +103,21 @@ class FakeGlance:
                     self.send_header("Content-Type", "application/octet-stream")
                     self.send_header("Content-Length", str(img["size"]))
                     self.end_headers()
+                    sent = 0
                     for chunk in outer.content(iid):
+                        if outer.cut_downloads_at is not None:
+                            chunk = chunk[: max(0, outer.cut_downloads_at - sent)]
                         self.wfile.write(chunk)
+                        sent += len(chunk)
+                        if outer.cut_downloads_at is not None and sent >= outer.cut_downloads_at:
+                            self.close_connection = True
+                            self.wfile.flush()
+                            self.connection.shutdown(2)
+                            return None
+                    if sent < img["size"]:  # promised more than it had: the connection drops
+                        self.close_connection = True
+                        self.wfile.flush()
+                        self.connection.shutdown(2)
                     return None
                 return self._json(200, img)
 

@@ -41,10 +41,21 @@ def test_the_copy_holds_the_same_bytes_and_its_sha256(glances):
     for k in ("base_image_ref", "image_type", "fedcloud_migration_temp"):
         assert k not in copy
     assert copy["disk_format"] == "raw" and copy["container_format"] == "bare"
-    # the upload was streamed (chunked), announcing the size to Glance
-    assert dst.upload_headers[-1]["Transfer-Encoding"] == "chunked"
-    assert dst.upload_headers[-1]["X-OpenStack-Image-Size"] == str(len(data))
+    # the upload was streamed with its length announced (no chunked framing to copy)
+    headers = dst.upload_headers[-1]
+    assert headers["Content-Length"] == headers["X-OpenStack-Image-Size"] == str(len(data))
+    assert "Transfer-Encoding" not in headers
     assert got and "verified by sha512 of both Glances" in got[-1]
+
+
+def test_a_source_that_sends_less_than_its_size_fails_instead_of_hanging(glances):
+    src, dst, s, t = glances
+    img = src.add_image("disk", data=b"w" * 100_000)
+    img["size"] = 150_000  # Glance says more than it sends
+    with pytest.raises(CloudError, match="transfer copy failed.*IncompleteRead|sent 100000 of "
+                                         "its 150000 bytes"):
+        transfer.stream_image(s, img["id"], t, name="copy")
+    assert not dst.images
 
 
 def test_memory_stays_bounded_for_a_large_image(glances):
@@ -73,6 +84,16 @@ def test_a_corrupted_copy_is_refused_and_deleted(glances):
     dst.corrupt_uploads = True
     with pytest.raises(CloudError, match="does not match its source: sha512"):
         transfer.stream_image(s, img["id"], t, name="copy")
+    assert not dst.images and dst.deleted  # the partial copy is gone
+
+
+def test_a_download_cut_midway_fails_cleanly(glances):
+    src, dst, s, t = glances
+    img = src.add_image("disk", size=8 * 2**20)
+    src.cut_downloads_at = 3 * 2**20 + 17
+    with pytest.raises(CloudError, match="transfer copy failed") as e:
+        transfer.stream_image(s, img["id"], t, name="copy")
+    assert e.value.__cause__ is not None
     assert not dst.images and dst.deleted  # the partial copy is gone
 
 
