@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import yaml
 
@@ -242,6 +243,23 @@ def _big_image(conn, name: str) -> Any:
                                       failures=["killed"], wait=300)
 
 
+def _kill_run(proc: subprocess.Popen) -> None:
+    """SIGKILL the run: the `fedcloud` process group, and the kernel's (jupyter_client
+    starts kernels in a session of their own)."""
+    family = psutil.Process(proc.pid).children(recursive=True)
+    groups = {proc.pid}
+    for p in family:
+        try:
+            groups.add(os.getpgid(p.pid))
+        except ProcessLookupError:
+            continue
+    for g in groups:
+        try:
+            os.killpg(g, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+
+
 def test_a_run_killed_during_the_transfer_is_finished_by_a_rerun(mig):
     src, dst = mig.src, mig.dst
     big = _big_image(src, f"{mig.prefix}big")
@@ -258,7 +276,7 @@ def test_a_run_killed_during_the_transfer_is_finished_by_a_rerun(mig):
                    and i.status in ("queued", "saving")]
         if sending:
             seen = sending[0]
-            os.killpg(proc.pid, signal.SIGKILL)  # the fedcloud process and its kernel
+            _kill_run(proc)
         else:
             time.sleep(0.05)
     out, err = proc.communicate(timeout=60)
