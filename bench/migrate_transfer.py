@@ -127,7 +127,8 @@ def main() -> int:
                 r = _child(kind, args, src.id, prefix)
                 runs[kind].append(r)
                 print(f"  rep {rep + 1} {kind:6} {r['seconds']:6.2f} s {r['mb_per_s']:6.1f} MB/s "
-                      f"cpu {r['cpu_seconds']:5.2f} s  peak RSS {r['peak_rss_mb']:.0f} MB  {r['detail']}",
+                      f"cpu {r['cpu_seconds']:5.2f} s  peak RSS {r['peak_rss_mb']:.0f} MB  "
+                      f"{r['detail']}",
                       flush=True)
     finally:
         s.image.delete_image(src.id, ignore_missing=True)

@@ -7,7 +7,8 @@ the approved plan; :mod:`.transfer` streams images, :mod:`.verify` checks, rollb
 :mod:`.report`.  :mod:`.tags` says how what it makes is found again, :mod:`.journal`
 records each server's states, :mod:`.quotas` carries quotas and policy tags.
 """
-from . import apply, facts, journal, plan, quotas, report, request, tags, transfer, verify  # noqa: E402
+from . import (apply, facts, journal, plan, quotas, report, request, tags,  # noqa: E402
+               transfer, verify)
 
 __all__ = ["apply", "facts", "journal", "plan", "quotas", "report", "request", "tags",
            "transfer", "verify"]

@@ -243,6 +243,14 @@ def gather(source: Any, target: Any, policy: Policy, request: MigrationRequest, 
            admin: Any | None = None) -> MigrationFacts:
     """Read everything the plan needs from both clouds (and the admin API for quotas);
     no change anywhere."""
+    def where(conn: Any) -> tuple[str, str]:
+        return conn.current_project_id, conn.config.auth.get("auth_url")
+
+    same = call(lambda: where(source) == where(target), "read the projects of both clouds")
+    if same:
+        raise ParameterError(f"target_cloud: {request.target_cloud!r} is the same project of the "
+                             f"same cloud as source_cloud {request.source_cloud!r}; a migration "
+                             f"moves servers to another project or cloud")
     src = call(lambda: tags.listing(source), f"list the project of {request.source_cloud}")
     tgt_list = call(lambda: tags.listing(target), f"list the project of {request.target_cloud}")
     chosen, done = select_servers(source, request, target, src, tgt_list)

@@ -209,8 +209,9 @@ class _Tally:
     bytes_upper: bool = False
 
 
-def _volume_steps(facts: MigrationFacts, sf: ServerFacts, vf: VolumeFacts, tally: _Tally) -> tuple[list[Step], list[Step], bool]:
-    """(source-side steps, target-side steps, whether the source must be read)."""
+def _volume_steps(facts: MigrationFacts, sf: ServerFacts, vf: VolumeFacts, tally: _Tally
+                  ) -> tuple[list[Step], list[Step], list[Step], bool]:
+    """(source-side steps, transfers, target-side steps, whether the source must be read)."""
     req, v = facts.request, vf.volume
     label = f"{sf.name}/{v.name or v.id}"
     src_steps: list[Step] = []

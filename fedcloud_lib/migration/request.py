@@ -28,7 +28,9 @@ _MAX_SHOWN = 40
 def _shown(value: Any) -> str:
     """A hostile value, shown short: a prefix and its length."""
     text = str(value)
-    return repr(text) if len(text) <= _MAX_SHOWN else f"{text[:_MAX_SHOWN]!r}... ({len(text)} chars)"
+    if len(text) <= _MAX_SHOWN:
+        return repr(text)
+    return f"{text[:_MAX_SHOWN]!r}... ({len(text)} chars)"
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,8 @@ def test_mappings_resolve_names(site):
     assert server["flavor_id"] == "f2" and server["flavor"] == "m2.tiny"
     assert server["network_ids"] == ["n2"]
     by = {(m["kind"], m["source"]): m for m in p.mappings}
-    assert by[("flavor", "m1.tiny")]["target"] == "m2.tiny" and by[("flavor", "m1.tiny")]["how"] == "mapped"
+    flavor = by[("flavor", "m1.tiny")]
+    assert flavor["target"] == "m2.tiny" and flavor["how"] == "mapped"
     assert {q["resource"]: q["requested"] for q in p.quota if q["project"] == "production"
             }["cores"] == 2
 
@@ -256,7 +257,8 @@ def test_a_copy_left_in_error_is_replaced(site):
     bad = NS(id="bad", status="ERROR")
     p = make_plan(site, facts([server_facts(target_errors=(bad,))]))
     assert step(p, "server", "delete").inputs == {"id": "bad", "source_id": source_server().id}
-    assert rows(p).index(("delete", "server", "web-1")) < rows(p).index(("create", "server", "web-1"))
+    order = rows(p)
+    assert order.index(("delete", "server", "web-1")) < order.index(("create", "server", "web-1"))
 
 
 def test_a_migrated_server_whose_source_is_gone_is_kept(site):
