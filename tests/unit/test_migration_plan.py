@@ -396,3 +396,14 @@ def test_copy_quotas_raises_the_target_and_copies_policy_tags(site):
     assert inst["limit"] == 30 and inst["headroom_after"] == 26
     assert rows(p)[:2] == [("update", "quotas", "production"),
                            ("update", "project tags", "production")]
+
+
+def test_a_target_that_is_the_source_project_is_refused_before_reading_anything(site):
+    from fedcloud_lib.migration.facts import gather
+
+    def conn():  # only where it points: any listing would fail on these
+        return NS(current_project_id="p1", config=NS(auth={"auth_url": "http://k:5000/v3"}))
+    r = prepare(source_cloud=SRC, target_cloud=DST, servers=["web-1"],
+                known_clouds=[SRC, DST])
+    with pytest.raises(ParameterError, match="is the same project of the same cloud"):
+        gather(conn(), conn(), site, r)
