@@ -1,6 +1,6 @@
 # fedcloud — every target does its own set-up on a fresh Debian 12 machine (as root).
 #   make demo   the main job: install the local cloudlet with the cloudlet-install runbook
-#               (headless, archived), then run an SOP runbook against it
+#               (headless, archived), then a ticket becomes an instance on it (scripts/demo.py)
 #   make test   everything the tests need (venv, kernel, cloudlet), then every test tier
 SHELL := /bin/bash
 PY ?= python3
@@ -10,8 +10,8 @@ STAMP := $(VENV)/.installed
 FEDCLOUD := $(BIN)/fedcloud
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: help bootstrap venv demo cloudlet cloudlet-start cloudlet-stop cloudlet-status verify \
-        test test-deps test-unit test-runbook test-integration test-browser bench clean
+.PHONY: help bootstrap venv demo demo-ticket cloudlet cloudlet-start cloudlet-stop cloudlet-status verify \
+        test test-deps test-unit test-runbook test-integration test-browser test-nbval lab bench clean
 
 help:
 	@sed -n '2,5p' Makefile
@@ -47,16 +47,20 @@ verify: $(STAMP)
 	$(FEDCLOUD) run cloudlet-verify
 
 # ---------------------------------------------------------------- the main job
-demo: cloudlet
-	$(FEDCLOUD) run cloudlet-verify
-	$(FEDCLOUD) runs list
-	$(FEDCLOUD) runs verify
+# the cloudlet (installed or re-applied and verified), then the headline SOP: a local
+# ticket asks for an instance; dry run, approval of that plan, the instance, the mail (a
+# local SMTP sink), the answers on the ticket, retirement; runs list and runs verify
+demo: cloudlet demo-ticket
+
+demo-ticket: $(STAMP)
+	$(BIN)/python scripts/demo.py
 
 # ---------------------------------------------------------------- tests
 # Debian packages the tests use besides the cloudlet (daemons, tools, the browser)
 test-deps:
 	@scripts/apt-ensure tests/apt-packages.txt
 
+# every tier; the runbook tier includes nbval over runbooks/ (tests/runbook/test_nbval_runbooks.py)
 test: cloudlet test-deps
 	$(PYTEST) tests
 
@@ -69,8 +73,20 @@ test-runbook: $(STAMP) test-deps
 test-integration: cloudlet test-deps
 	$(PYTEST) -m integration tests
 
+# JupyterLab in headless Chromium (Debian's, from tests/apt-packages.txt) on the cloudlet
+test-browser: cloudlet test-deps
+	$(PYTEST) -m browser tests
+
+# every runbook top to bottom with its defaults in a fresh kernel: each stops at its form
+test-nbval: $(STAMP)
+	$(PYTEST) --nbval-lax runbooks
+
+lab: $(STAMP)
+	$(FEDCLOUD) lab
+
 bench: $(STAMP)
 	$(BIN)/python bench/engine_overhead.py
+	$(BIN)/python bench/many_cells.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

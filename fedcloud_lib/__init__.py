@@ -20,6 +20,7 @@ _EXPORTS = {
     "require_approval": "plan", "walk": "plan", "planning_time": "plan",
     "record": "archive.results", "read_results": "archive.results",
     "current_run": "context",
+    "form": "lab.form", "archive_run": "lab.archive",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -18,7 +18,8 @@ from .errors import FedcloudError
 # register(subparsers). A plugin is imported only when its command (or help) is asked for,
 # so that `fedcloud run` does not pay for importing every part of the product.
 PLUGINS = {"cloudlet": "fedcloud_lib.cloudlet.cli", "ticket": "fedcloud_lib.tickets.cli",
-           "check": "fedcloud_lib.checks.cli"}
+           "burst": "fedcloud_lib.burst.cli",
+           "check": "fedcloud_lib.checks.cli", "lab": "fedcloud_lib.lab.cli"}
 CORE_COMMANDS = {"runbooks", "describe", "run", "runs"}
 
 
@@ -78,6 +79,9 @@ def cmd_run(args) -> int:
     print(msg, file=sys.stderr)
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
+    if result.head:  # the last line: the chain head, to be kept outside the archive
+        print(f"archive head {result.head}  (check: fedcloud runs verify --head {result.head})",
+              file=sys.stderr)
     return result.exit_code
 
 
@@ -89,12 +93,12 @@ def _entry_row(e) -> dict[str, Any]:
 
 
 def _sweep(archive) -> None:
+    from .archive.abandoned import sweep_abandoned
     from .config import settings
-    from .run.engine import finalize_abandoned
     from .scrub import Scrubber, collect_secrets
 
     scrub = Scrubber(collect_secrets(secrets_dir=settings().secrets_dir))
-    for run_id in archive.sweep(lambda f, rec: finalize_abandoned(archive, f, rec, scrub)):
+    for run_id in sweep_abandoned(archive, scrub):
         print(f"note: run {run_id} was left unfinished by a dead process; archived as abandoned",
               file=sys.stderr)
 
@@ -111,14 +115,26 @@ def cmd_runs_list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
+        from .archive.display import human_duration
+
+        for r in rows:
+            r["duration"] = human_duration(r["duration"])
         print(_table(rows, ["run_id", "runbook", "status", "started", "duration", "operator",
                             "ticket", "cloud"]))
     return 0
 
 
+def _when(stamp: str | None) -> str:
+    """An archived ISO time as read by people: to the second, UTC named."""
+    if not stamp:
+        return "-"
+    return stamp[:19].replace("T", " ") + (" UTC" if stamp.endswith("+00:00") else "")
+
+
 def cmd_runs_show(args) -> int:
     import yaml
 
+    from .archive.display import human_duration, result_lines
     from .archive.index import Archive
 
     arch = Archive()
@@ -126,16 +142,20 @@ def cmd_runs_show(args) -> int:
     applied_by = [a.run_id for a in arch.applied_by(e.run_id)]
     params_path = e.path / "parameters.yaml"
     params = yaml.safe_load(params_path.read_text()) if params_path.exists() else {}
-    if args.json:
-        print(json.dumps({**_entry_row(e), "error": e.error, "exit_code": e.exit_code,
+    if args.json:  # everything, unformatted: seconds as numbers, results whole
+        print(json.dumps({**_entry_row(e), "started": e.started, "seq": e.seq, "host": e.host,
+                          "error": e.error, "exit_code": e.exit_code,
                           "ended": e.ended, "parameters": params, "results": e.results,
                           "plan_of": e.plan_of, "plan_applied_by": applied_by,
-                          "path": str(e.path), "files": sorted(e.manifest)}, indent=2, default=str))
+                          "path": str(e.path), "files": sorted(e.manifest),
+                          "manifest": e.manifest, "manifest_hash": e.manifest_hash,
+                          "prev_hash": e.prev_hash, "entry_hash": e.entry_hash},
+                         indent=2, default=str))
         return 0
     print(f"run       {e.run_id}  (#{e.seq})")
     print(f"runbook   {e.runbook}")
     print(f"status    {e.status} (exit {e.exit_code})" + (f": {e.error}" if e.error else ""))
-    print(f"when      {e.started} .. {e.ended} ({e.duration} s)")
+    print(f"when      {_when(e.started)} .. {_when(e.ended)} ({human_duration(e.duration)})")
     print(f"who       {e.operator} on {e.host}; cloud {e.cloud or '-'}; ticket {e.ticket or '-'}")
     if e.plan_of:
         print(f"plan      applies the plan recorded by dry run {e.plan_of}")
@@ -146,8 +166,7 @@ def cmd_runs_show(args) -> int:
         print(f"  {k}: {v!r}")
     print("results:" if e.results else "results:  (none recorded)")
     for k, v in e.results.items():
-        text = json.dumps(v, default=str)
-        print(f"  {k}: {text if len(text) <= 400 else text[:400] + ' ...'}")
+        print("\n".join(result_lines(k, v)))
     print(f"files     {e.path}/")
     for name in sorted(e.manifest):
         print(f"  {name}")
@@ -155,14 +174,27 @@ def cmd_runs_show(args) -> int:
 
 
 def cmd_runs_verify(args) -> int:
-    from .archive.index import Archive
+    from .archive.index import Archive, parse_head
+    from .errors import ParameterError
 
+    head = None
+    if args.head:
+        try:
+            head = parse_head(args.head)
+        except ValueError as e:
+            raise ParameterError(f"--head: {e}") from e
     arch = Archive()
     _sweep(arch)
-    problems = arch.verify()
+    problems = arch.verify(head=head)
     n = len(arch.list())
     if not problems:
-        print(f"archive {arch.root}: {n} run(s) verified, chain intact")
+        now = arch.head()
+        witnessed = [f"head #{head[0]} witnessed" if head else "",
+                     f"head log {arch.head_log} checked" if arch.head_log and
+                     arch.head_log.exists() else ""]
+        print(f"archive {arch.root}: {n} run(s) verified, chain intact"
+              + "".join(f"; {w}" for w in witnessed if w)
+              + (f"; head now {now[0]}:{now[1]}" if now else ""))
         return 0
     for p in problems:
         print(f"PROBLEM {p}")
@@ -184,7 +216,10 @@ def cmd_runs_reindex(args) -> int:
 
 # ------------------------------------------------------------------ parser
 def _wanted_plugins(argv: list[str] | None) -> list[str]:
-    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    args = sys.argv[1:] if argv is None else argv
+    words = [a for a in args if not a.startswith("-")]
+    if not words and "--version" in args:
+        return []
     if words and words[0] in CORE_COMMANDS:
         return []
     if words and words[0] in PLUGINS:
@@ -235,6 +270,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs_show)
     p = runs.add_parser("verify", help="prove the archive was not edited, removed or reordered")
+    p.add_argument("--head", metavar="SEQ:HASH",
+                   help="a chain head kept outside the archive (printed by `fedcloud run`): "
+                        "the archive must still hold it (catches removed newest runs)")
     p.set_defaults(func=cmd_runs_verify)
     p = runs.add_parser("reindex", help="rebuild the index from the run folders")
     p.set_defaults(func=cmd_runs_reindex)
@@ -256,7 +294,16 @@ def _version() -> str:
     return __version__
 
 
+def _skip_iri_grammars() -> None:
+    """jsonschema (which nbformat imports) loads the rfc3987-syntax package for its optional
+    "iri" format checker, and that compiles some 40 lark grammars at import: seconds on every
+    `fedcloud run`, for a format no schema of ours (nor nbformat's) uses.  The command does
+    without it (jsonschema skips the checker when the import fails)."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
 def main(argv: list[str] | None = None) -> int:
+    _skip_iri_grammars()
     args = build_parser(argv).parse_args(argv)
     try:
         return int(args.func(args) or 0)

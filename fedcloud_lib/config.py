@@ -10,6 +10,9 @@ outputs                ``FEDCLOUD_OUTPUTS``      ``<checkout>/outputs``
 runbooks               ``FEDCLOUD_RUNBOOKS``     ``<checkout>/runbooks``
 kernel                 ``FEDCLOUD_KERNEL``       ``fedcloud`` (``python3`` if not registered)
 secrets_dir            ``FEDCLOUD_SECRETS_DIR``  ``/etc/fedcloud/secrets``
+head_log               ``FEDCLOUD_HEAD_LOG``     none: an append-only file (e.g. on the log
+                                                 host) where every run adds the archive's
+                                                 new chain head; ``runs verify`` checks it
 =====================  ========================  ===========================================
 """
 from __future__ import annotations
@@ -26,7 +29,7 @@ __all__ = ["Settings", "settings", "CHECKOUT"]
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 _DEFAULT_SETTINGS_FILE = Path("/etc/fedcloud/settings.yaml")
-_KEYS = {"outputs", "runbooks", "kernel", "secrets_dir"}
+_KEYS = {"outputs", "runbooks", "kernel", "secrets_dir", "head_log"}
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,14 @@ class Settings:
     """Where things are (see the module docstring for each setting and its variable)."""
     outputs: Path
     runbooks: Path
-    kernel: str
+    kernel_setting: str | None
     secrets_dir: Path
+    head_log: Path | None = None
+
+    @property
+    def kernel(self) -> str:
+        """The kernel runs use (looked up only when asked: `runs list` needs none)."""
+        return self.kernel_setting or _default_kernel()
 
 
 def _file_settings() -> dict:
@@ -69,10 +78,12 @@ def settings() -> Settings:
     """The settings in force now (read afresh on each call: they are cheap)."""
     f = _file_settings()
     env = os.environ.get
-    kernel = env("FEDCLOUD_KERNEL") or f.get("kernel") or _default_kernel()
+    kernel = env("FEDCLOUD_KERNEL") or f.get("kernel") or None
+    head_log = env("FEDCLOUD_HEAD_LOG") or f.get("head_log")
     return Settings(
         outputs=Path(env("FEDCLOUD_OUTPUTS") or f.get("outputs") or CHECKOUT / "outputs").expanduser(),
         runbooks=Path(env("FEDCLOUD_RUNBOOKS") or f.get("runbooks") or CHECKOUT / "runbooks").expanduser(),
-        kernel=kernel,
+        kernel_setting=kernel,
         secrets_dir=Path(env("FEDCLOUD_SECRETS_DIR") or f.get("secrets_dir") or "/etc/fedcloud/secrets"),
+        head_log=Path(head_log).expanduser() if head_log else None,
     )

@@ -1,6 +1,9 @@
 """One run per (runbook, ticket) at a time.
 
-The lock is an ``flock`` on ``<outputs>/.locks/<runbook>@<ticket>.lock``.  The kernel only
+The lock is an ``flock`` on ``<outputs>/.locks/<runbook>@<ticket>-<hash>.lock``: the name
+shows a readable (shortened, sanitised) runbook and ticket, and ``<hash>`` is taken from
+the exact pair, so tickets ``a/b`` and ``a_b`` never share a lock and a ticket of any
+length fits in a file name.  The kernel only
 releases it when the process holding it ends, so a lock whose process is gone (killed,
 crashed, machine rebooted) is taken over by the next run without anyone cleaning up.  The
 file also says who holds it, so a refused run can name the run that holds it.
@@ -8,6 +11,7 @@ file also says who holds it, so a refused run can name the run that holds it.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -20,14 +24,20 @@ from .errors import LockError
 __all__ = ["RunLock"]
 
 
-def _safe(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", s) or "_"
+def _safe(s: str, n: int = 40) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", s)[:n] or "_"
+
+
+def lock_name(runbook: str, ticket: str | None) -> str:
+    """The lock file's name for (runbook, ticket): readable, bounded, one per exact pair."""
+    digest = hashlib.sha256(f"{runbook}\0{ticket or ''}".encode()).hexdigest()[:16]
+    return f"{_safe(runbook)}@{_safe(ticket or '-')}-{digest}.lock"
 
 
 class RunLock:
     def __init__(self, locks_dir: Path, runbook: str, ticket: str | None):
         self.runbook, self.ticket = runbook, ticket or ""
-        self.path = Path(locks_dir) / f"{_safe(runbook)}@{_safe(self.ticket or '-')}.lock"
+        self.path = Path(locks_dir) / lock_name(runbook, self.ticket)
         self._fd: int | None = None
         self.took_over: dict | None = None  # the stale holder we replaced, if any
 
@@ -37,13 +47,20 @@ class RunLock:
 
     def holder(self) -> dict:
         try:
-            return json.loads(self.path.read_text() or "{}")
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                return json.loads(f.read(4096) or b"{}")
         except (OSError, ValueError):
             return {}
 
+    @property
+    def fd(self) -> int | None:
+        """The open lock file (whoever holds it open holds the lock)."""
+        return self._fd
+
     def acquire(self, run_id: str) -> "RunLock":
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

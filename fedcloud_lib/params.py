@@ -7,12 +7,22 @@ A declaration is one line of the parameters cell (see ``runbooks/README.md``)::
 Values come from YAML files (merged in order, papermill's ``-f`` format) and then
 ``-p NAME VALUE`` overrides.  :func:`validate` checks every value against its declaration
 and raises one :class:`~fedcloud_lib.errors.ParameterError` listing every problem, each
-naming the parameter, the value given and what is allowed.
+naming the parameter, the value given (a short prefix and its length at most) and what is
+allowed.
+
+Parameter files are hostile input.  They are read with a YAML loader that refuses aliases
+(an alias bomb expands to gigabytes), files over :data:`MAX_FILE_BYTES`, text that is not
+UTF-8, and keeps the text of every plain scalar that YAML 1.1 would turn into a number, a
+boolean or a date: a ``str`` parameter gets what was written (``ticket: 0123`` is
+``"0123"``, not the octal ``83``); an ``int``/``float`` parameter written in a form only
+YAML 1.1 reads as a number (leading-zero octal, ``12:30`` sexagesimal, ``1_000``) is
+refused rather than silently reinterpreted (:func:`as_declared`).
 """
 from __future__ import annotations
 
 import ast
 import io
+import math
 import re
 import tokenize
 from dataclasses import dataclass, field
@@ -25,9 +35,12 @@ from .errors import ParameterError, RunbookError
 from .scrub import MARKER
 
 __all__ = ["ParamSpec", "parse_parameters_cell", "validate_values", "load_value_files",
-           "parse_override", "SECRET_MARKER"]
+           "parse_override", "as_declared", "SECRET_MARKER", "MAX_FILE_BYTES"]
 
 SECRET_MARKER = MARKER  # what a secret value is shown as, everywhere
+MAX_FILE_BYTES = 1 << 20  # a parameter file larger than 1 MiB is refused
+_MAX_NUMBER_TEXT = 100    # a plain scalar read as a number longer than this is refused
+_MAX_INT = 2 ** 63        # ints are 64-bit (the kernel, SQLite, every API they reach)
 _BASE_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
 # a trailing [word; word=value; ...] group; "[the docs]" (words with spaces) stays help text
 _CONSTRAINT_RE = re.compile(r"\[\s*([A-Za-z_]+\s*(?:=.*|;.*)?)\]\s*$")
@@ -212,24 +225,177 @@ def _coerce_choice(text: str, typ: TypeSpec) -> Any:
 
 
 # ----------------------------------------------------------------- values
-def load_value_files(paths: list[str | Path]) -> dict:
-    """Merge YAML parameter files in order (later files win), papermill's ``-f`` format."""
+class _Written:
+    """A plain YAML scalar that YAML 1.1 reads as a number, boolean or date, with its text."""
+
+    __slots__ = ("value", "text", "problem")
+
+    def __init__(self, value: Any, text: str, problem: str | None = None):
+        self.value, self.text, self.problem = value, text, problem
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+
+class _ParamLoader(yaml.SafeLoader):
+    """SafeLoader without aliases, keeping the text of implicitly typed scalars."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"found an alias (*{event.anchor}); aliases are not allowed in "
+                f"parameter files: write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _keeping_text(construct):
+    def constructor(loader, node):
+        text = node.value
+        if len(text) > _MAX_NUMBER_TEXT and construct is not yaml.SafeLoader.construct_yaml_bool:
+            return _Written(None, text, f"a number written with {len(text)} characters is too "
+                                        f"long")
+        try:
+            value = construct(loader, node)
+        except (ValueError, OverflowError) as e:
+            return _Written(None, text, f"not a usable number ({type(e).__name__})")
+        return _Written(value, text) if node.style is None else value
+    return constructor
+
+
+for _tag, _construct in (("int", yaml.SafeLoader.construct_yaml_int),
+                         ("float", yaml.SafeLoader.construct_yaml_float),
+                         ("bool", yaml.SafeLoader.construct_yaml_bool),
+                         ("timestamp", yaml.SafeLoader.construct_yaml_timestamp)):
+    _ParamLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _keeping_text(_construct))
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_ParamLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _yaml_problem(e: Exception) -> str:
+    """What is wrong with a YAML text, without quoting its lines (they may hold secrets)."""
+    if isinstance(e, RecursionError):
+        return "nested too deeply"
+    if isinstance(e, yaml.MarkedYAMLError):
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = "; ".join(x for x in (e.context, e.problem) if x)
+        return where + (what or type(e).__name__)
+    return type(e).__name__
+
+
+def _plain(v: Any) -> Any:
+    """The value YAML 1.1 gave (for parameters that are not declared)."""
+    if isinstance(v, _Written):
+        return v.value if v.problem is None else v.text
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {_plain(k): _plain(x) for k, x in v.items()}
+    return v
+
+
+_DECIMAL_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)|0x[0-9a-fA-F]+")
+_DECIMAL_FLOAT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?"
+                            r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+
+
+def _why_not_decimal(text: str) -> str:
+    if ":" in text:
+        return "sexagesimal (base 60)"
+    if re.fullmatch(r"[-+]?0[0-7_]+", text):
+        return "octal"
+    return "not plain decimal"
+
+
+def _as_type(t: TypeSpec, v: Any, problems: list[str], where: str) -> Any:
+    if isinstance(v, _Written):
+        if t.base == "str":
+            return v.text
+        if v.problem is not None:
+            problems.append(f"{where}: {v.problem} (allowed: {t})")
+            return None
+        if t.base == "int" and isinstance(v.value, int) and not isinstance(v.value, bool) \
+                and not _DECIMAL_INT.fullmatch(v.text):
+            problems.append(f"{where}: written {v.text}, which YAML 1.1 reads as {v.value} "
+                            f"({_why_not_decimal(v.text)}); write the number in decimal")
+            return None
+        if t.base == "float" and isinstance(v.value, (int, float)) \
+                and not isinstance(v.value, bool) and not _DECIMAL_FLOAT.fullmatch(v.text) \
+                and not _DECIMAL_INT.fullmatch(v.text):
+            problems.append(f"{where}: written {v.text}, which YAML 1.1 reads as {v.value} "
+                            f"({_why_not_decimal(v.text)}); write the number in decimal")
+            return None
+        return v.value
+    if t.base == "list" and isinstance(v, list):
+        return [_as_type(t.args[0], x, problems, where) if t.args else _plain(x) for x in v]
+    if t.base == "dict" and isinstance(v, dict):
+        if len(t.args) == 2:
+            return {_as_type(t.args[0], k, problems, where): _as_type(t.args[1], x, problems, where)
+                    for k, x in v.items()}
+        return _plain(v)
+    return _plain(v)
+
+
+def as_declared(specs: list[ParamSpec], values: dict) -> dict:
+    """Values read from parameter files or ``-p``, interpreted by their declared types.
+
+    A ``str`` parameter gets the text as written; a number written in a YAML-1.1-only form
+    is refused.  Raises ParameterError listing every such problem.
+    """
+    by_name = {s.name: s for s in specs}
+    problems: list[str] = []
+    out = {}
+    for name, v in values.items():
+        spec = by_name.get(name)
+        out[name] = _plain(v) if spec is None else _as_type(spec.type, v, problems, name)
+    if problems:
+        raise ParameterError(f"{len(problems)} parameter problem(s):\n  " + "\n  ".join(problems),
+                             problems=problems)
+    return out
+
+
+def load_value_files(paths: list[str | Path], specs: list[ParamSpec] | None = None) -> dict:
+    """Merge YAML parameter files in order (later files win), papermill's ``-f`` format.
+
+    With the runbook's ``specs``, values are read by their declared types
+    (:func:`as_declared`); without, as YAML 1.1 reads them.
+    """
     merged: dict = {}
     for p in paths:
         p = Path(p)
         try:
-            data = yaml.safe_load(p.read_text())
+            with p.open("rb") as f:
+                raw = f.read(MAX_FILE_BYTES + 1)
         except FileNotFoundError as e:
             raise ParameterError(f"parameter file {p} does not exist", path=str(p)) from e
-        except yaml.YAMLError as e:
-            raise ParameterError(f"parameter file {p} is not valid YAML: {e}", path=str(p)) from e
+        except OSError as e:
+            raise ParameterError(f"parameter file {p}: cannot read it ({e.strerror or e})",
+                                 path=str(p)) from e
+        if len(raw) > MAX_FILE_BYTES:
+            raise ParameterError(f"parameter file {p} is too large (over {MAX_FILE_BYTES} "
+                                 f"bytes); parameters are small", path=str(p))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ParameterError(f"parameter file {p} is not UTF-8 text (byte "
+                                 f"0x{raw[e.start]:02x} at offset {e.start})", path=str(p)) from e
+        try:
+            data = _load_yaml(text)
+        except (yaml.YAMLError, RecursionError, ValueError) as e:
+            raise ParameterError(f"parameter file {p} is not valid YAML: {_yaml_problem(e)}",
+                                 path=str(p)) from e
         if data is None:
             continue
         if not isinstance(data, dict):
             raise ParameterError(f"parameter file {p} must be a mapping of name: value, "
-                                 f"got {type(data).__name__}", path=str(p))
-        merged.update(data)
-    return merged
+                                 f"got {type(_plain(data)).__name__}", path=str(p))
+        merged.update({_plain(k): v for k, v in data.items()})
+    if specs is None:
+        return {k: _plain(v) for k, v in merged.items()}
+    return as_declared(specs, merged)
 
 
 def parse_override(spec: ParamSpec | None, raw: str) -> Any:
@@ -240,10 +406,19 @@ def parse_override(spec: ParamSpec | None, raw: str) -> Any:
     """
     if spec is not None and spec.type.base == "str":
         return None if (spec.type.optional and raw in ("None", "null", "~")) else raw
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
+    if len(raw) > MAX_FILE_BYTES:
         return raw
+    try:
+        value = _load_yaml(raw)
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return raw
+    if spec is None:
+        return _plain(value)
+    problems: list[str] = []
+    value = _as_type(spec.type, value, problems, spec.name)
+    if problems:
+        raise ParameterError(problems[0], problems=problems, parameter=spec.name)
+    return value
 
 
 def _type_ok(t: TypeSpec, v: Any) -> tuple[bool, Any]:
@@ -256,12 +431,17 @@ def _type_ok(t: TypeSpec, v: Any) -> tuple[bool, Any]:
         return isinstance(v, int) and not isinstance(v, bool), v
     if t.base == "float":
         ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-        return ok, float(v) if ok else v
+        try:
+            return ok, float(v) if ok else v
+        except OverflowError:
+            return False, v
     if t.base == "str":
         if isinstance(v, str):
             return True, v
         # YAML reads `ticket: 1234` as an int: accept numbers for str, losslessly
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) < _MAX_INT:
+            return True, str(v)
+        if isinstance(v, float) and math.isfinite(v):
             return True, str(v)
         return False, v
     if t.base == "list":
@@ -299,6 +479,10 @@ def _check(spec: ParamSpec, v: Any) -> str | None:
         return f"expected {spec.type}, got {type(v).__name__}"
     if v is None:
         return None
+    if isinstance(v, float) and math.isnan(v):
+        return "not a number (NaN)"
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= _MAX_INT:
+        return f"a number of {v.bit_length()} bits is too large (at most 63)"
     if spec.choices is not None:
         items = v if isinstance(v, list) else [v]
         bad = [x for x in items if x not in spec.choices]
@@ -317,10 +501,23 @@ def _check(spec: ParamSpec, v: Any) -> str | None:
     return None
 
 
+def _short(v: Any, n: int = 60) -> str:
+    """A value for a message: its repr, or a prefix of it and its length (inputs are hostile)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 200:
+        return f"<a {v.bit_length()}-bit number>"
+    try:
+        r = repr(v)
+    except Exception:  # noqa: BLE001 - anything unprintable is named by its type
+        return f"<{type(v).__name__}>"
+    if len(r) <= n:
+        return r
+    return f"{r[:n]}... ({len(v) if isinstance(v, str) else len(r)} characters)"
+
+
 def _shown(spec: ParamSpec | None, v: Any) -> str:
     if spec is not None and spec.secret:
         return "(secret value hidden)"
-    return repr(v)
+    return _short(v)
 
 
 def validate_values(specs: list[ParamSpec], values: dict, runbook: str = "runbook") -> dict:
@@ -329,12 +526,14 @@ def validate_values(specs: list[ParamSpec], values: dict, runbook: str = "runboo
     Raises ParameterError listing every problem; each names the parameter, the value given
     and what is allowed.
     """
+    values = as_declared(specs, values)
     by_name = {s.name: s for s in specs}
     problems: list[str] = []
     for name in values:
         if name not in by_name:
             known = ", ".join(by_name) or "(none)"
-            problems.append(f"{name}: unknown parameter for {runbook} (given {values[name]!r}); "
+            problems.append(f"{name}: unknown parameter for {runbook} (given "
+                            f"{_short(values[name], 16)}); "
                             f"known parameters: {known}")
     result: dict = {}
     for spec in specs:

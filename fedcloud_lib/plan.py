@@ -25,13 +25,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import progress as progress_mod
 from .archive.results import record
 from .cloud import CLOUD_ERRORS
 from .context import current_run, utcnow
 from .errors import CloudError, FedcloudError, RunbookError, StalePlan
+from .lab import gate, session
 
 __all__ = ["ACTIONS", "Step", "Plan", "StepResult", "Handlers", "StopAfterPlan",
-           "require_approval", "load_plan", "planning_time", "walk"]
+           "require_approval", "load_plan", "planning_time", "new_planning_time", "walk"]
 
 ACTIONS = ("create", "update", "delete", "reuse", "keep")
 CHANGES = ("create", "update", "delete")
@@ -105,8 +107,8 @@ class Plan:
 
     @classmethod
     def of(cls, title: str, steps: Iterable[Step]) -> "Plan":
-        """A plan made now, in this run."""
-        return cls(title, tuple(steps), planned_at=utcnow().isoformat(),
+        """A plan made in this run, stamped with its :func:`planning_time`."""
+        return cls(title, tuple(steps), planned_at=planning_time().isoformat(),
                    run_id=current_run().run_id)
 
     @property
@@ -240,6 +242,10 @@ def require_approval(plan: Plan, approve: bool) -> Plan:
       (made again from today's facts) agrees with it step for step; else :class:`StalePlan`;
     * ``approve`` true, or nothing to change: ``plan``;
     * otherwise: :class:`StopAfterPlan` (a dry run).
+
+    Interactively (a JupyterLab kernel, not the engine) ``approve`` is not enough: a plan
+    that changes something is applied only after the operator pressed "Confirm" under it
+    (:func:`_interactive_approval`).
     """
     approved_file = current_run().approved_plan
     if approved_file is not None:
@@ -252,12 +258,44 @@ def require_approval(plan: Plan, approve: bool) -> Plan:
             raise _stale(approved, plan)
         return approved
     record("plan", plan)
+    if session.interactive():
+        return _interactive_approval(plan)
     if approve or not plan.changes:
         return plan
     raise StopAfterPlan(f"stopped after the plan ({plan.summary()}). "
                         f"Nothing was changed; run again with approve=True (--approve) to apply, "
                         f"or approve this plan as it is with --approve-plan "
                         f"{current_run().run_id or 'RUN_ID'}.")
+
+
+def _interactive_approval(plan: Plan) -> Plan:
+    """JupyterLab: the plan the operator confirmed with the button under it, if ``plan``
+    (made again from the facts) agrees with it step for step; else :class:`StalePlan`.
+    Without a confirmation: show the button and stop (:class:`StopAfterPlan`), so that
+    "Run All" runs nothing below.  A confirmation is used once."""
+    if not plan.changes:
+        gate.applying(plan)
+        return plan
+    confirmed = session.STATE.take_confirmation(plan.title)
+    if confirmed is None:
+        gate.show(plan)
+        raise StopAfterPlan(f"waiting for confirmation of the plan ({plan.summary()}): press "
+                            f"Confirm under it, then run the notebook again. Nothing was changed.")
+    approved = confirmed.plan
+    if approved.decisions() != plan.decisions():
+        diffs = approved.differences(plan)
+        record("stale_plan", {"approved": approved.rows(), "current": plan.rows()})
+        _show_side_by_side(approved, plan)
+        raise StalePlan(
+            f"the plan {confirmed.operator} confirmed at {confirmed.at} no longer matches the "
+            f"facts: " + "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5
+                                                 else "")
+            + ". Nothing was changed; run the notebook again to see the new plan and confirm it.",
+            problems=diffs, approved=approved.to_dict(), current=plan.to_dict())
+    record("confirmation", {"plan": approved.title, "operator": confirmed.operator,
+                            "confirmed_at": confirmed.at, "changes": gate.change_counts(approved)})
+    gate.applying(approved)
+    return approved
 
 
 # --------------------------------------------------------------------------- the walker
@@ -317,7 +355,7 @@ def walk(plan: Plan, handlers: Handlers, ctx: Any, *,
     failure stops the walk with a :class:`CloudError` naming the step; re-running finishes
     the job (handlers find what the earlier run made).
     """
-    say = progress or (lambda msg: print(msg, flush=True))
+    say = progress or progress_mod.say  # a terminal line in a headless run, as it happens
     missing = handlers.missing(plan)
     if missing:
         raise RunbookError(f"the plan has steps this runbook cannot carry out: "
@@ -350,12 +388,31 @@ def walk(plan: Plan, handlers: Handlers, ctx: Any, *,
     return out
 
 
+_PLANNING_TIMES: dict[str, datetime] = {}  # run id (or "interactive") -> its planning time
+
+
 def planning_time() -> datetime:
-    """When the plan of this run counts from: the time the approved plan was made when a
-    recorded plan is applied (so lifetimes and expiry dates come out the same), else now."""
-    approved_file = current_run().approved_plan
+    """When the plan of this run counts from, the same every time it is asked in a run.
+
+    A run applying a recorded plan gets the time that plan was made (so lifetimes and
+    expiry dates come out the same); otherwise the first call fixes "now" for the run, and
+    :meth:`Plan.of` stamps the plan with it, so that approving the plan later reproduces
+    it exactly.  An interactive session starts a new planning time with
+    :func:`new_planning_time` (a new form submission).
+    """
+    run = current_run()
+    approved_file = run.approved_plan
     if approved_file is not None:
         made = load_plan(approved_file).planned_at
         if made:
             return datetime.fromisoformat(made)
-    return utcnow()
+    key = run.run_id or "interactive"
+    if key not in _PLANNING_TIMES:
+        _PLANNING_TIMES[key] = utcnow()
+    return _PLANNING_TIMES[key]
+
+
+def new_planning_time() -> datetime:
+    """Forget this session's planning time: the next plan counts from now."""
+    _PLANNING_TIMES.pop(current_run().run_id or "interactive", None)
+    return planning_time()

@@ -12,18 +12,32 @@ Tamper evidence: when a run is finished it takes the next sequence number; its
 ``MANIFEST.sha256`` covers every file (record.json included), and its entry hash covers
 the manifest's hash, the previous entry hash and the run's summary.  Editing any archived
 file, removing a run or reordering entries breaks a link that :meth:`Archive.verify`
-reports, naming the run.  Folders are mode 0700; the index is rebuilt from the folders by
+reports, naming the run.  Folders are mode 0700 (an existing folder of ours is tightened,
+a link or someone else's folder refused); the index is rebuilt from the folders by
 :meth:`Archive.reindex`.
+
+Removing the newest runs leaves a shorter chain that is intact: the **head** (sequence
+number and entry hash of the newest entry) needs a witness outside the archive.  Every
+run prints the head it made (``fedcloud run``'s last line, the ticket answer);
+``verify(head=(seq, hash))`` checks the archive still holds that entry; and with the
+``head_log`` setting every new head is appended to that file (e.g. on the log host, made
+append-only there), which :meth:`Archive.verify` checks line by line when it exists.
+
+Only one process at a time finalises runs: :meth:`Archive.append` runs under the index's
+write transaction and refuses a run already indexed before writing anything, and
+:meth:`Archive.sweep` reads and finalises abandoned runs under the sweep lock.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import hashlib
 import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +46,10 @@ import psutil
 
 from ..config import settings
 from ..errors import ArchiveError
-from .files import MANIFEST, compute_manifest, manifest_text, parse_manifest, write_private
+from .files import (MANIFEST, append_line, compute_manifest, manifest_text, parse_manifest,
+                    private_dir, write_private)
 
-__all__ = ["Archive", "RunEntry", "Problem", "GENESIS", "MANIFEST"]
+__all__ = ["Archive", "RunEntry", "Problem", "GENESIS", "MANIFEST", "parse_head"]
 
 GENESIS = "0" * 64
 RECORD = "record.json"
@@ -119,19 +134,51 @@ def _pid_alive(pid: int | None, create_time: float | None, host: str | None) -> 
 
 
 class Archive:
-    def __init__(self, outputs: Path | None = None):
-        if outputs is None:
-            outputs = settings().outputs
-        self.root = Path(outputs)
+    def __init__(self, outputs: Path | None = None, head_log: Path | None | bool = True):
+        cfg = settings() if outputs is None or head_log is True else None
+        self.root = Path(outputs if outputs is not None else cfg.outputs)
         self.db_path = self.root / "index.sqlite"
+        self.head_log: Path | None = cfg.head_log if head_log is True else (head_log or None)
+        self._ensured = False
 
     # ------------------------------------------------------------------ plumbing
     def ensure(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Create the archive root (0700), or tighten ours; refuse a link or another's."""
+        if self._ensured:
+            return
+        if not self.root.exists() and not self.root.is_symlink():
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
+        self._ensured = True
+
+    def log_event(self, event: dict, scrub: Callable[[dict], dict] = lambda e: e) -> None:
+        """Append one event to ``fedcloud.log`` (refusals, sweeps, archive problems)."""
+        self.ensure()
+        event = {"time": _dt.datetime.now(_dt.timezone.utc).isoformat(), **event}
+        safe = {k: v for k, v in scrub(event).items() if k != "time"}
+        append_line(self.root / "fedcloud.log",
+                    json.dumps({"time": event["time"], **safe}, sort_keys=True))
+
+    @contextmanager
+    def _sweep_lock(self) -> Iterator[None]:
+        locks = private_dir(self.root / ".locks")
+        fd = os.open(locks / "sweep.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         self.ensure()
+        try:
+            if stat.S_ISLNK(os.lstat(self.db_path).st_mode):
+                raise ArchiveError(f"{self.db_path} is a symbolic link; the archive never "
+                                   f"follows links", path=str(self.db_path))
+        except FileNotFoundError:
+            pass
         con = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
         try:
             os.chmod(self.db_path, 0o600)
@@ -156,10 +203,15 @@ class Archive:
                 raise
 
     def run_folder(self, runbook: str, run_id: str, started: _dt.datetime) -> Path:
+        self.ensure()
         folder = self.root / runbook / started.strftime("%Y-%m-%d") / run_id
-        for p in (self.root, self.root / runbook, folder.parent):
-            p.mkdir(exist_ok=True, mode=0o700)
-        folder.mkdir(mode=0o700)
+        for p in (self.root / runbook, folder.parent):
+            private_dir(p)
+        try:
+            os.mkdir(folder, 0o700)
+        except OSError as e:
+            raise ArchiveError(f"cannot create run folder {folder}: {e.strerror or e}",
+                               path=str(folder)) from e
         return folder
 
     def _row_to_entry(self, row: tuple) -> RunEntry:
@@ -173,11 +225,16 @@ class Archive:
     def append(self, folder: Path, record: dict, write_record) -> RunEntry:
         """Give a finished run folder its place in the chain and index it.
 
-        ``write_record(record)`` writes record.json (the caller scrubs it); it is called
-        with ``record["chain"]`` set, inside the index's write transaction.
+        ``record`` is what is archived (already scrubbed); ``write_record(record)`` writes
+        record.json.  Everything happens inside the index's write transaction, and nothing
+        is written for a run the index already holds (ArchiveError): a run is finalised
+        once.  The new head is then added to the head log, if one is configured.
         """
         rel = str(folder.relative_to(self.root))
         with self._write() as con:
+            if con.execute("SELECT 1 FROM runs WHERE run_id = ?", (record["run_id"],)).fetchone():
+                raise ArchiveError(f"run {record['run_id']} is already archived and indexed; "
+                                   f"nothing was written", run_id=record["run_id"])
             row = con.execute("SELECT seq, entry_hash FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
             record["chain"] = {"seq": seq, "prev": prev}
@@ -188,7 +245,75 @@ class Archive:
             mhash = hashlib.sha256(mtext.encode()).hexdigest()
             values = self._values(record, rel, manifest, mhash, seq, prev)
             con.execute(_INSERT, values)
-        return self._row_to_entry(values)
+        entry = self._row_to_entry(values)
+        self._witness(entry)
+        return entry
+
+    # ------------------------------------------------------------------ the head and its witness
+    def head(self) -> tuple[int, str] | None:
+        """(sequence number, entry hash) of the newest entry, or None for an empty archive."""
+        with self._db() as con:
+            row = con.execute("SELECT seq, entry_hash FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else None
+
+    @property
+    def identity(self) -> str:
+        """How the head log names this archive (host and real path)."""
+        return f"{socket.gethostname()}:{self.root.resolve()}"
+
+    def _witness(self, entry: RunEntry) -> None:
+        if self.head_log is None:
+            return
+        line = json.dumps({"archive": self.identity, "seq": entry.seq, "hash": entry.entry_hash,
+                           "run_id": entry.run_id, "time": entry.ended or entry.started},
+                          sort_keys=True)
+        try:
+            append_line(self.head_log, line)
+        except OSError as e:  # the run is archived; say loudly that its head is not witnessed
+            self.log_event({"event": "head-log", "status": "failed", "run_id": entry.run_id,
+                            "message": f"cannot append to the head log {self.head_log}: "
+                                       f"{e.strerror or e}"})
+            raise ArchiveError(f"run {entry.run_id} is archived (exit 1: its head is not "
+                               f"witnessed), but its head {entry.seq}:{entry.entry_hash} could "
+                               f"not be added to the head log {self.head_log}: "
+                               f"{e.strerror or e}", run_id=entry.run_id) from e
+
+    def _check_head(self, seq: int, digest: str, by_seq: dict[int, "RunEntry"], where: str
+                    ) -> list[Problem]:
+        e = by_seq.get(seq)
+        last = max(by_seq) if by_seq else 0
+        if e is None:
+            what = ("the archive ends at #%d: its newest run(s) were removed (tail truncation)"
+                    % last if seq > last else "that entry was removed")
+            return [Problem(f"run #{seq}", "head missing", f"{where} witnessed #{seq}; {what}")]
+        if not e.entry_hash.startswith(digest.lower()):
+            return [Problem(e.run_id, "head rewritten",
+                            f"{where} witnessed #{seq} as {digest[:16]}..., the index holds "
+                            f"{e.entry_hash[:16]}... (the run was replaced or re-chained)")]
+        return []
+
+    def _check_head_log(self, by_seq: dict[int, "RunEntry"]) -> list[Problem]:
+        if self.head_log is None or not self.head_log.exists():
+            return []
+        problems: list[Problem] = []
+        try:
+            lines = self.head_log.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            return [Problem("head log", "unreadable", f"{self.head_log}: {e}")]
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                w = json.loads(line)
+                if w.get("archive") != self.identity:
+                    continue  # another archive's head
+                seq, digest = int(w["seq"]), str(w["hash"])
+            except (ValueError, KeyError, TypeError, AttributeError):
+                problems.append(Problem("head log", "unreadable",
+                                        f"{self.head_log} line {n} is not a head record"))
+                continue
+            problems += self._check_head(seq, digest, by_seq, f"the head log (line {n})")
+        return problems
 
     @staticmethod
     def _values(record: dict, rel: str, manifest: dict, mhash: str, seq: int, prev: str) -> tuple:
@@ -252,12 +377,8 @@ class Archive:
             raise ArchiveError(f"{folder}: unreadable {RECORD}: {e}", path=str(folder)) from e
 
     # ------------------------------------------------------------------ abandoned runs
-    def sweep(self, finalize) -> list[str]:
-        """Finish runs whose fedcloud process died (status 'running', process gone).
-
-        ``finalize(folder, record)`` archives such a run as 'abandoned'. Returns their ids.
-        """
-        done = []
+    def _abandoned(self) -> list[tuple[Path, dict]]:
+        out = []
         for folder in self.folders():
             try:
                 rec = self.read_record(folder)
@@ -267,8 +388,28 @@ class Archive:
                 continue
             if _pid_alive(rec.get("pid"), rec.get("pid_started"), rec.get("host")):
                 continue
-            finalize(folder, rec)
-            done.append(rec["run_id"])
+            out.append((folder, rec))
+        return out
+
+    def sweep(self, finalize) -> list[str]:
+        """Finish runs whose fedcloud process died (status 'running', process gone).
+
+        ``finalize(folder, record)`` archives such a run as 'abandoned'.  Sweeps run one
+        at a time (the sweep lock), and each run is read again and checked against the
+        index under that lock, so concurrent commands never finalise a run twice.
+        Returns the ids of the runs finalised here.
+        """
+        if not self._abandoned():  # the common case: nothing to do, no lock taken
+            return []
+        done = []
+        with self._sweep_lock():
+            for folder, rec in self._abandoned():
+                with self._db() as con:
+                    if con.execute("SELECT 1 FROM runs WHERE run_id = ?",
+                                   (rec.get("run_id"),)).fetchone():
+                        continue
+                finalize(folder, rec)
+                done.append(rec["run_id"])
         return done
 
     # ------------------------------------------------------------------ verification
@@ -279,14 +420,22 @@ class Archive:
                 f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE plan_of = ? ORDER BY seq",
                 (run_id,))]
 
-    def verify(self, upto: int | None = None) -> list[Problem]:
+    def verify(self, upto: int | None = None, head: tuple[int, str] | None = None
+               ) -> list[Problem]:
         """Check every index entry, its folder and the chain; return what is wrong.
 
         ``upto``: check only the entries up to that sequence number (and the chain that
-        leads to it), e.g. before trusting what that run recorded.
+        leads to it), e.g. before trusting what that run recorded.  ``head``: a witnessed
+        (sequence number, entry hash or a prefix of 12+ hex digits) that must still be in
+        the archive.  The head log, when configured and present, is checked too.
         """
         problems: list[Problem] = []
         entries = self.list()
+        by_seq = {e.seq: e for e in entries}
+        if head is not None:
+            problems += self._check_head(head[0], head[1], by_seq, "the given head")
+        if upto is None:
+            problems += self._check_head_log(by_seq)
         if upto is not None:
             entries = [e for e in entries if e.seq <= upto]
         on_disk = {str(f.relative_to(self.root)): f for f in self.folders()}
@@ -417,3 +566,14 @@ class Archive:
             con.execute("DELETE FROM runs")
             con.executemany(_INSERT, rows)
         return len(rows), problems
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` (as ``fedcloud run`` prints it) as (seq, hash); ValueError if malformed."""
+    seq, sep, digest = text.strip().lstrip("#").partition(":")
+    digest = digest.strip().lower()
+    if not sep or not seq.isdigit() or len(digest) < 12 or \
+            any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"{text[:80]!r} is not SEQ:HASH (a sequence number, a colon, and the "
+                         f"entry hash or at least its first 12 hex digits)")
+    return int(seq), digest

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import yaml
 
+from .. import progress
 from ..cloud import connect
 from ..errors import CloudError, ConfigError
 from .secrets import load_secrets
@@ -116,7 +117,7 @@ def ensure_content(settings: CloudletSettings, conn=None,
     """Create what is missing (idempotent); returns one row per object."""
     from openstack import exceptions as os_exc
 
-    out = out or (lambda s: print(s, flush=True))
+    out = out or progress.say
     conn = conn or connect(ADMIN_CLOUD, authorize=True)
     sec = load_secrets(settings.secrets_file)
     rows: list[ContentChange] = []

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import progress
 from ..plan import Plan, Step
 from . import content, supervisor
 from .programs import log_of
@@ -66,7 +67,8 @@ def plan(settings: CloudletSettings, host_facts: list[dict[str, Any]],
                 actions.append(Step("create", "program", f"{h.name}/{p}",
                                       f"{settings.service_mode}; log {log_of(p)}"))
     else:
-        check_run = run_playbook(settings, check=True, out=out or (lambda s: None))
+        check_run = run_playbook(settings, check=True,
+                                 out=out or (lambda s: progress.say(f"check: {s}")))
         require_success(check_run)
         for t in check_run.changed:
             if t.task.startswith(("Which ", "Is ", "Wait ")):

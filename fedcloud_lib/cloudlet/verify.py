@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .. import secgroups
+from .. import progress, secgroups
 from ..cloud import connect
 from ..errors import CheckFailed, RunbookError
 from . import content
@@ -70,7 +70,7 @@ class Verifier:
     user_cloud: str = "fedcloud-testing"
     expect_hosts: list[str] | None = None  # compute host names that must be hypervisors
     workload: bool = True
-    out: Callable[[str], None] = field(default=lambda s: print(s, flush=True))
+    out: Callable[[str], None] = field(default=progress.say)  # each check as it ends
     checks: list[Check] = field(default_factory=list)
 
     # ------------------------------------------------------------------ plumbing

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PolicyError
-from ..site.accounts import Account, FasjsonClient, account_for
-from ..site.policy import DNS_LABEL, InstanceClass, Policy
+from ..shown import shown
+from ..site.accounts import Account, AccountSource, account_for
+from ..site.policy import DNS_LABEL, MAX_LIFETIME_H, InstanceClass, Policy
 
 __all__ = ["InstanceRequest", "parse_expiry", "check_request", "check_requester", "prepare",
            "iso"]
@@ -35,39 +36,52 @@ def parse_expiry(value: str, klass: InstanceClass,
 
     ``value`` is empty (the class default), ``never`` (only for classes without a
     lifetime bound), a duration (``36h``, ``14d``, ``2w``) or an ISO date / date-time (UTC
-    when no zone is given).  Returns None for no expiry.
+    when no zone is given).  Returns None for no expiry.  Whatever the value, the answer
+    is a date or a :class:`PolicyError` naming the allowed range: a class without a
+    lifetime bound still takes at most :data:`~fedcloud_lib.site.policy.MAX_LIFETIME_H`
+    (10 years; ``never`` for longer), so no date arithmetic leaves the calendar.
     """
     now = _utc(now)
     v = (value or "").strip().lower()
     limit = klass.max_lifetime_h
-    allowed = (f"at most {limit} h ({limit / 24:g} days) for class {klass.name}"
-               if limit is not None else f"any lifetime for class {klass.name}")
+    bound = min(limit if limit is not None else MAX_LIFETIME_H, MAX_LIFETIME_H)
+    allowed = (f"at most {bound} h ({bound / 24:g} days) for class {klass.name}"
+               if limit is not None else
+               f"at most {bound} h ({bound // 8760} years) for class {klass.name}, or never")
+
+    def refuse(why: str) -> PolicyError:
+        return PolicyError(f"expires: {shown(value)} {why}; {allowed}", parameter="expires",
+                           value=shown(value))
+
     if v in ("", "default"):
         h = klass.default_lifetime_h
-        return None if h is None else now + dt.timedelta(hours=h)
+        return None if h is None else now + dt.timedelta(hours=min(h, bound))
     if v in ("never", "none"):
         if limit is not None:
-            raise PolicyError(f"expires: {value!r} is not allowed; {allowed}",
-                              parameter="expires", value=value)
+            raise refuse("is not allowed")
         return None
     m = _DURATION.fullmatch(v)
     if m:
-        expires = now + dt.timedelta(hours=int(m[1]) * _UNIT_H[m[2]])
+        digits = m[1].lstrip("0") or "0"
+        hours = int(digits) * _UNIT_H[m[2]] if len(digits) <= 9 else bound + 1
+        if hours > bound:  # before any arithmetic: 99999999999999d stays a refusal
+            raise refuse("is beyond the class lifetime" if limit is not None
+                         else "is beyond the longest lifetime")
+        expires = now + dt.timedelta(hours=hours)
     else:
         try:
             expires = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise PolicyError(
-                f"expires: {value!r} is neither a duration (36h, 14d, 2w) nor an ISO date",
-                parameter="expires", value=value) from None
-        if expires.tzinfo is None:
-            expires = expires.replace(tzinfo=dt.timezone.utc)
-        expires = expires.astimezone(dt.timezone.utc)
+            if expires.tzinfo is None:
+                expires = expires.replace(tzinfo=dt.timezone.utc)
+            expires = expires.astimezone(dt.timezone.utc)  # may leave the calendar
+        except (ValueError, OverflowError):
+            raise refuse("is neither a duration (36h, 14d, 2w) nor an ISO date "
+                         "(2026-12-31 or 2026-12-31T18:00Z)") from None
     if expires <= now:
-        raise PolicyError(f"expires: {value!r} is in the past", parameter="expires", value=value)
-    if limit is not None and expires - now > dt.timedelta(hours=limit):
-        raise PolicyError(f"expires: {value!r} is beyond the class lifetime; {allowed}",
-                          parameter="expires", value=value)
+        raise refuse("is in the past")
+    if expires - now > dt.timedelta(hours=bound):
+        raise refuse("is beyond the class lifetime" if limit is not None
+                     else "is beyond the longest lifetime")
     return expires
 
 
@@ -114,27 +128,27 @@ def check_request(policy: Policy, *, ticket: str, requester: str, purpose: str,
     problems: list[str] = []
     if instance_class not in policy.classes:
         raise PolicyError(
-            f"instance_class: {instance_class!r} is not a class of the site policy; allowed: "
-            f"{', '.join(sorted(policy.classes))}",
-            problems=[f"instance_class: {instance_class!r} unknown"])
+            f"instance_class: {shown(instance_class)} is not a class of the site policy; "
+            f"allowed: {', '.join(sorted(policy.classes))}",
+            problems=[f"instance_class: {shown(instance_class)} unknown"])
     k = policy.classes[instance_class]
     if not str(ticket).strip():
         problems.append("ticket: a ticket number is required")
     if not requester:
         problems.append("requester: an account name is required")
     if not DNS_LABEL.fullmatch(name or ""):
-        problems.append(f"name: {name!r} is not a valid DNS label (lower-case letters, digits "
+        problems.append(f"name: {shown(name)} is not a valid DNS label (lower-case letters, digits "
                         f"and '-', starting with a letter, not ending with '-', at most 63)")
     flavor = flavor or k.default_flavor
     image = image or k.default_image
     if flavor not in k.flavors:
-        problems.append(f"flavor: {flavor!r} is not allowed for class {k.name}; allowed: "
+        problems.append(f"flavor: {shown(flavor)} is not allowed for class {k.name}; allowed: "
                         f"{', '.join(k.flavors)}")
     if image not in k.images:
-        problems.append(f"image: {image!r} is not allowed for class {k.name}; allowed: "
+        problems.append(f"image: {shown(image)} is not allowed for class {k.name}; allowed: "
                         f"{', '.join(k.images)}")
     if volume_gb < 0 or volume_gb > k.max_volume_gb:
-        problems.append(f"volume_gb: {volume_gb} is outside what class {k.name} allows "
+        problems.append(f"volume_gb: {shown(volume_gb)} is outside what class {k.name} allows "
                         f"(0 to {k.max_volume_gb} GiB)")
     created = _utc(now)
     expires_at = None
@@ -157,12 +171,12 @@ def check_requester(policy: Policy, klass: InstanceClass, account: Any) -> None:
     """
     if not account.sshpubkeys:
         raise PolicyError(
-            f"requester {account.username!r} has no ssh public key in the account system; "
+            f"requester {shown(account.username)} has no ssh public key in the account system; "
             f"they must add one before an instance can be made for them",
             requester=account.username)
     if not set(account.groups) & set(klass.groups):
         raise PolicyError(
-            f"requester {account.username!r} is in none of the groups allowed to request a "
+            f"requester {shown(account.username)} is in none of the groups allowed to request a "
             f"{klass.name} instance ({', '.join(klass.groups)}); their groups: "
             f"{', '.join(sorted(account.groups)) or 'none'}",
             requester=account.username)
@@ -170,7 +184,7 @@ def check_requester(policy: Policy, klass: InstanceClass, account: Any) -> None:
 
 def prepare(policy: Policy, *, ticket: str, requester: str, purpose: str, instance_class: str,
             name: str, flavor: str = "", image: str = "", volume_gb: int = 0,
-            expires: str = "", fasjson: FasjsonClient | None = None,
+            expires: str = "", fasjson: AccountSource | None = None,
             now: dt.datetime | None = None) -> tuple[InstanceRequest, Account]:
     """Policy and account checks; no cloud call.  Raises :class:`PolicyError`.
 

@@ -7,7 +7,6 @@ dead kernel), with secrets scrubbed from every archived file.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
 import secrets as _secrets
@@ -20,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import psutil
-import yaml
 from nbclient.exceptions import DeadKernelError
 from papermill.execute import prepare_notebook_metadata
 from papermill.iorw import load_notebook_node
@@ -31,6 +28,7 @@ from papermill.translators import translate_parameters
 from papermill.utils import chdir
 
 from .. import __version__
+from ..archive.abandoned import finalize_abandoned, sweep_abandoned
 from ..archive.index import Archive, RunEntry
 from ..archive.writer import RunWriter, warm_html_exporter
 from ..config import settings
@@ -40,9 +38,10 @@ from ..lock import RunLock
 from ..params import SECRET_MARKER, parse_override
 from ..plan import StopAfterPlan
 from ..runbooks import Runbook, get_runbook
-from ..scrub import Scrubber, collect_secrets
+from ..scrub import Scrubber, collect_secrets, secret_leaves
 from .approve import parameters_for, recorded_plan
-from .kernel import environ, first_error, kernel_manager_class, make_engine
+from .kernel import (KernelGroup, RunEngine, environ, kernel_manager_class, kernel_output_tail,
+                     progress_hook)
 from .values import check_cloud, merge_values, validate
 
 __all__ = ["run_runbook", "finalize_abandoned", "RunResult", "EXIT_OK", "EXIT_FAILED",
@@ -64,6 +63,13 @@ class RunResult:
     error: str | None = None
     entry: RunEntry | None = None
 
+    @property
+    def head(self) -> str | None:
+        """The archive's chain head this run made, ``SEQ:HASH``: keep it outside the
+        archive (the ticket answer, the terminal) and check it later with
+        ``fedcloud runs verify --head SEQ:HASH``."""
+        return f"{self.entry.seq}:{self.entry.entry_hash}" if self.entry is not None else None
+
 
 def _refusal(kind: str, runbook: str, message: str, scrubber: Scrubber) -> None:
     """Log a refused run (nothing is archived as a run)."""
@@ -73,14 +79,9 @@ def _refusal(kind: str, runbook: str, message: str, scrubber: Scrubber) -> None:
 
 def _event_log(event: dict, scrubber: Scrubber) -> None:
     try:
-        arch = Archive()
-        arch.ensure()
-        event = {"time": _now().isoformat(), **event}
-        line = json.dumps(scrubber.data(event), sort_keys=True) + "\n"
-        fd = os.open(arch.root / "fedcloud.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a") as f:
-            f.write(line)
-    except OSError as e:  # never let logging hide the real outcome
+        Archive(settings().outputs, head_log=None).log_event(
+            event, lambda e: {k: scrubber.data(v) for k, v in e.items()})
+    except (OSError, ArchiveError) as e:  # never let logging hide the real outcome
         log.warning("could not write the fedcloud log: %s", e)
 
 
@@ -95,10 +96,6 @@ def new_run_id(started: _dt.datetime) -> str:
 
 #: errors a runbook raises to refuse its input (exit 2: fix it and ask again), by name
 _REFUSALS = frozenset(c.__name__ for c in (ConfigError, ParameterError, PolicyError))
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C."""
 
 
 # --------------------------------------------------------------------- the run
@@ -149,10 +146,11 @@ def run_runbook(runbook: str | Runbook, values: Mapping[str, Any] | None = None,
         _refusal("parameters", name, str(e), early_scrub)  # secret values are never in e
         raise
 
-    secret_values = [str(params[s.name]) for s in rb.parameters if s.secret and params.get(s.name)]
+    secret_values = [leaf for s in rb.parameters if s.secret
+                     for leaf in secret_leaves(params.get(s.name))]
     scrubber = early_scrub.add(*secret_values)
-    params_scrubbed = {k: (SECRET_MARKER if specs[k].secret and v not in (None, "") else v)
-                       for k, v in params.items()}
+    params_scrubbed = {k: (SECRET_MARKER if specs[k].secret and v not in (None, "", [], {})
+                           else v) for k, v in params.items()}
     cloud = cloud or (params.get("cloud") if isinstance(params.get("cloud"), str) else None) \
         or os.environ.get("OS_CLOUD")
     ticket = params.get("ticket")
@@ -161,8 +159,12 @@ def run_runbook(runbook: str | Runbook, values: Mapping[str, Any] | None = None,
     started = _now()
     run_id = new_run_id(started)
     archive = Archive(cfg.outputs)
-    archive.ensure()
-    archive.sweep(lambda folder, rec: finalize_abandoned(archive, folder, rec, scrubber))
+    try:
+        archive.ensure()
+        sweep_abandoned(archive, scrubber)
+    except ArchiveError as e:
+        _refusal("archive", rb.name, str(e), scrubber)
+        raise
     lock = RunLock(archive.root / ".locks", rb.name, ticket)
     try:
         lock.acquire(run_id)
@@ -174,11 +176,18 @@ def run_runbook(runbook: str | Runbook, values: Mapping[str, Any] | None = None,
     if recorded is not None:
         run_inputs[APPROVED_PLAN] = recorded.plan
     try:
-        return _execute(rb, params, params_scrubbed, scrubber, archive, run_id, started,
-                        operator=operator_name(operator), cloud=cloud, ticket=ticket,
-                        timeout=timeout, progress=progress, kernel=kernel or cfg.kernel,
-                        took_over=lock.took_over, inputs=run_inputs,
-                        plan_of=recorded.entry.run_id if recorded is not None else None)
+        group = KernelGroup(lock.fd)
+        try:
+            return _execute(rb, params, params_scrubbed, scrubber, archive, run_id, started,
+                            operator=operator_name(operator), cloud=cloud, ticket=ticket,
+                            timeout=timeout, progress=progress, kernel=kernel or cfg.kernel,
+                            took_over=lock.took_over, inputs=run_inputs, group=group,
+                            plan_of=recorded.entry.run_id if recorded is not None else None)
+        except ArchiveError as e:
+            _refusal("archive", rb.name, str(e), scrubber)
+            raise
+        finally:
+            group.close()
     finally:
         lock.release()
 
@@ -187,7 +196,7 @@ def _execute(rb: Runbook, params: dict, params_scrubbed: dict, scrubber: Scrubbe
              archive: Archive, run_id: str, started: _dt.datetime, *, operator: str,
              cloud: str | None, ticket: str | None, timeout: float | None, progress: bool,
              kernel: str, took_over: dict | None, inputs: Mapping[str, Any],
-             plan_of: str | None) -> RunResult:
+             group: KernelGroup, plan_of: str | None) -> RunResult:
     warm = threading.Thread(target=warm_html_exporter, daemon=True)
     warm.start()
 
@@ -205,54 +214,77 @@ def _execute(rb: Runbook, params: dict, params_scrubbed: dict, scrubber: Scrubbe
     if plan_of:
         record["plan_of"] = plan_of
     writer = RunWriter(folder, scrubber, record)
-    writer.write_text("parameters.yaml", yaml.safe_dump(params_scrubbed, sort_keys=False))
-    if inputs:
-        (folder / INPUTS_DIR).mkdir(mode=0o700)
-        for iname, value in inputs.items():
-            writer.write_text(f"{INPUTS_DIR}/{iname}.json",
-                              json.dumps(value, indent=1, sort_keys=True, default=str) + "\n")
-    writer.write_record()
-    writer.event(event="run", status="started", run_id=run_id, runbook=rb.name)
+    try:
+        writer.write_yaml("parameters.yaml", params_scrubbed)
+        if inputs:
+            os.mkdir(folder / INPUTS_DIR, 0o700)
+            for iname, value in inputs.items():
+                writer.write_json(f"{INPUTS_DIR}/{iname}.json", value)
+        writer.write_record()
+        writer.event(event="run", status="started", run_id=run_id, runbook=rb.name)
+    except OSError as e:
+        raise ArchiveError(f"cannot write the run folder {folder}: {e.strerror or e}; nothing "
+                           f"was started", path=str(folder)) from e
 
     status, exit_code, error = "failed", EXIT_FAILED, None
+    terminated = []
     old_term = None
     if threading.current_thread() is threading.main_thread():
         def on_term(signum, frame):
-            raise _Terminated()
+            # handled exactly like Ctrl-C (which asyncio turns into a clean cancellation),
+            # remembering that it was SIGTERM
+            terminated.append(signum)
+            signal.default_int_handler(signal.SIGINT, frame)
         old_term = signal.signal(signal.SIGTERM, on_term)
+    engine = RunEngine(writer, params_scrubbed, "", on_output=progress_hook(scrubber.text))
+    sockets = None
     try:
         nb = load_notebook_node(str(rb.path))  # papermill's loader: normalises cell metadata
         nb = parameterize_notebook(nb, params, report_mode=False, kernel_name=kernel)
         nb = prepare_notebook_metadata(nb, str(rb.path), str(folder / "notebook.ipynb"), False)
-        injected = translate_parameters(kernel, "python", params_scrubbed, "Parameters")
-        engine = make_engine(writer, params_scrubbed, injected)
+        engine.injected = translate_parameters(kernel, "python", params_scrubbed, "Parameters")
         with environ(FEDCLOUD_RUN_ID=run_id, FEDCLOUD_RUNBOOK=rb.name,
                       FEDCLOUD_RUN_DIR=str(folder), FEDCLOUD_OPERATOR=operator,
                       OS_CLOUD=cloud, FEDCLOUD_OUTPUTS=str(archive.root)), \
                 chdir(rb.path.parent), \
                 tempfile.TemporaryDirectory(prefix="fedcloud-kernel-") as sockets:
-            nb = engine.execute_notebook(nb, kernel, progress_bar=progress,
-                                         execution_timeout=timeout, start_timeout=120,
-                                         kernel_manager_class=kernel_manager_class(sockets))
-        ename, error = first_error(nb)
-        if ename is None:
-            status, exit_code = "succeeded", EXIT_OK
-        elif ename == StopAfterPlan.__name__:
-            status, exit_code, error = "planned", EXIT_OK, None
-        elif ename == StalePlan.__name__:
-            status = "stale-plan"
-        elif ename in _REFUSALS:
-            # the runbook itself refused its input against the facts (a parameter, a
-            # mapping, the policy, a quota): exit 2, archived as refused
-            status, exit_code = "refused", EXIT_REFUSED
-    except KeyboardInterrupt as e:
+            try:
+                nb = engine.execute(nb, kernel, progress=progress, timeout=timeout,
+                                    start_timeout=120,
+                                    kernel_manager_class=kernel_manager_class(sockets, group))
+            except DeadKernelError as e:
+                tail = kernel_output_tail(sockets)
+                error = f"the kernel died during the run ({e})" + \
+                    (f"; its last output:\n{tail}" if tail else "")
+            except RuntimeError as e:
+                if "Kernel didn't respond" not in str(e) and "Kernel died" not in str(e):
+                    raise
+                tail = kernel_output_tail(sockets)
+                error = f"the kernel did not start ({e})" + (f":\n{tail}" if tail else "")
+            finally:
+                group.kill()  # the kernel and everything it started, before archiving
+        if error is None:
+            if engine.failure is None:
+                status, exit_code = "succeeded", EXIT_OK
+            else:
+                index, ename, evalue = engine.failure
+                error = f"cell {index}: {ename}: {evalue}"
+                if ename == StopAfterPlan.__name__:
+                    status, exit_code, error = "planned", EXIT_OK, None
+                elif ename == StalePlan.__name__:
+                    status = "stale-plan"
+                elif ename in _REFUSALS:
+                    # the runbook itself refused its input against the facts (a parameter
+                    # such as an unknown project, a mapping, the policy, a quota): exit 2,
+                    # archived as refused
+                    status, exit_code = "refused", EXIT_REFUSED
+    except KeyboardInterrupt:
         status, exit_code = "interrupted", EXIT_INTERRUPTED
-        error = "terminated (SIGTERM)" if isinstance(e, _Terminated) else "interrupted (Ctrl-C)"
-    except Exception as e:  # noqa: BLE001 - dead kernel, timeouts, ...: archive, then report
-        error = f"{type(e).__name__}: {e}".strip()
-        if isinstance(e, DeadKernelError):
-            error = f"the kernel died during the run ({e})"
+        error = "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)"
+    except Exception as e:  # noqa: BLE001 - timeouts, archive writes, ...: archive, then report
+        error = str(e) if isinstance(e, ArchiveError) else f"{type(e).__name__}: {e}".strip()
     finally:
+        group.kill()
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     return _finalize(archive, writer, status, exit_code, error, started, warm)
@@ -261,36 +293,10 @@ def _execute(rb: Runbook, params: dict, params_scrubbed: dict, scrubber: Scrubbe
 def _finalize(archive: Archive, writer: RunWriter, status: str, exit_code: int,
               error: str | None, started: _dt.datetime, warm: threading.Thread | None = None
               ) -> RunResult:
-    rec = writer.record
-    ended = _now()
-    results = {}
-    if writer.last_nb is not None:
-        results = writer.last_nb.metadata.get("fedcloud", {}).get("results", {})
     if warm is not None:
         warm.join(timeout=30)
-    html_problem = writer.html()
-    if html_problem:
-        log.warning("%s: %s", rec["run_id"], html_problem)
-    rec.update(status=status, exit_code=exit_code, error=writer.scrubber.text(error or "") or None,
-               ended=ended.isoformat(), duration=round((ended - started).total_seconds(), 3),
-               results=results)
-    writer.event(event="run", status=status, exit_code=exit_code, error=rec["error"])
-    entry = archive.append(writer.folder, rec, writer.write_record)
-    return RunResult(run_id=rec["run_id"], runbook=rec["runbook"], status=status,
-                     exit_code=exit_code, run_dir=writer.folder, results=results,
+    entry = writer.finish(archive, status, exit_code, error, started)
+    rec = writer.safe_record()
+    return RunResult(run_id=rec["run_id"], runbook=rec["runbook"], status=rec["status"],
+                     exit_code=rec["exit_code"], run_dir=writer.folder, results=rec["results"],
                      error=rec["error"], entry=entry)
-
-
-def finalize_abandoned(archive: Archive, folder: Path, rec: dict, scrubber: Scrubber) -> None:
-    """Archive a run whose fedcloud process died without finishing it."""
-    writer = RunWriter(folder, scrubber, rec)
-    nb_path = folder / "notebook.ipynb"
-    if nb_path.exists():
-        try:
-            writer.last_nb = nbformat.read(nb_path, as_version=4)
-        except Exception:  # noqa: BLE001 - keep what is there
-            writer.last_nb = None
-    started = _dt.datetime.fromisoformat(rec["started"])
-    _finalize(archive, writer, "abandoned", EXIT_FAILED,
-              "the fedcloud process ended without finishing this run (killed or crashed); "
-              "the notebook holds what it did until then", started)

@@ -30,7 +30,7 @@ def validate(runbook: str | Runbook, values: Mapping[str, Any]) -> dict:
 def merge_values(runbook: Runbook, files: list[str | Path] = (),
                  overrides: list[tuple[str, str]] = ()) -> dict:
     """Values from ``-f`` files (in order), then ``-p NAME VALUE`` overrides (text)."""
-    values = load_value_files(list(files))
+    values = load_value_files(list(files), runbook.parameters)
     specs = {s.name: s for s in runbook.parameters}
     for name, raw in overrides:
         values[name] = parse_override(specs.get(name), raw)

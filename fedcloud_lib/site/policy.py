@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,7 +19,7 @@ from typing import Any, Mapping
 import jsonschema
 import yaml
 
-from ..errors import ConfigError, PolicyError
+from ..errors import ConfigError, ParameterError, PolicyError
 
 __all__ = [
     "DEFAULT_POLICY_PATH",
@@ -29,11 +30,22 @@ __all__ = [
     "MailSettings",
     "TicketSettings",
     "RootKey",
+    "BurstPolicy",
     "Policy",
     "load",
     "from_dict",
     "policy_path",
     "DNS_LABEL",
+    "MAX_LIFETIME_H",
+    "MAX_COUNT",
+    # image-create (the ``images`` section)
+    "IMAGES_SCHEMA",
+    "IMAGE_VISIBILITIES",
+    "UpdatePolicy",
+    "FirstBoot",
+    "BootTest",
+    "ImageProfile",
+    "ImagePolicy",
 ]
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[2] / "parameters" / "policy.yaml"
@@ -41,7 +53,14 @@ DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 _name = {"type": "string", "minLength": 1}
 _names = {"type": "array", "items": _name, "minItems": 1, "uniqueItems": True}
-_hours = {"type": ["integer", "null"], "minimum": 1}
+#: the longest lifetime a class may allow or default to (10 years, in hours); beyond that
+#: "no expiry" (null) says what is meant, and date arithmetic stays in range
+MAX_LIFETIME_H = 87600
+#: the largest quota or size figure (OpenStack keeps them as 32-bit integers)
+MAX_COUNT = 2**31 - 1
+_hours = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_LIFETIME_H}
+_count = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
+_seconds = {"type": "number", "exclusiveMinimum": 0, "maximum": 600}
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -52,12 +71,19 @@ SCHEMA: dict[str, Any] = {
     "properties": {
         "version": {"const": 1},
         "accounts": {
-            "type": "object", "additionalProperties": False, "required": ["fasjson_url"],
+            "type": "object", "additionalProperties": False,
             "properties": {
+                # fasjson: the Fedora Account System's JSON API; file: a directory of
+                # <username>.yaml files (emails, sshpubkeys, groups, human_name)
+                "source": {"enum": ["fasjson", "file"]},
                 "fasjson_url": {"type": "string", "pattern": "^https?://"},
-                "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                "path": _name,
+                "timeout_s": _seconds,
                 "auth": {"enum": ["none", "gssapi"]},
             },
+            "if": {"required": ["source"], "properties": {"source": {"const": "file"}}},
+            "then": {"required": ["path"]},
+            "else": {"required": ["fasjson_url"]},
         },
         "admin_groups": _names,
         "root_keys": {
@@ -86,7 +112,7 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": {
                 "type": "object", "additionalProperties": False,
                 "required": ["instances", "cores", "ram_mb", "volumes", "volume_gb"],
-                "properties": {k: {"type": "integer", "minimum": 0}
+                "properties": {k: _count
                                for k in ("instances", "cores", "ram_mb", "volumes", "volume_gb")},
             },
         },
@@ -105,7 +131,7 @@ SCHEMA: dict[str, Any] = {
                     "default_image": _name,
                     "flavors": _names,
                     "default_flavor": _name,
-                    "max_volume_gb": {"type": "integer", "minimum": 0},
+                    "max_volume_gb": _count,
                     "default_lifetime_h": _hours,
                     "max_lifetime_h": _hours,
                     "volume_delete_on_retire": {"type": "boolean"},
@@ -123,7 +149,7 @@ SCHEMA: dict[str, Any] = {
                 "from": {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+$"},
                 "admins": {"type": "array", "items": {"type": "string",
                                                       "pattern": "^[^@\\s]+@[^@\\s]+$"}},
-                "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                "timeout_s": _seconds,
             },
         },
         "tickets": {
@@ -132,10 +158,75 @@ SCHEMA: dict[str, Any] = {
                 "pagure_url": {"type": "string", "pattern": "^https?://"},
                 "repo": _name,
                 "token_env": _name,
+                # ticket statuses that may get an instance; any other is only retired
+                "open_statuses": _names,
             },
         },
     },
 }
+
+# ----------------------------------------------------------------- burst (mass-rebuild-burst)
+# A section of its own, added to SCHEMA here so that it stays apart from the others.
+SCHEMA["properties"]["burst"] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "profiles": _names,
+        "max_builders": {"type": "integer", "minimum": 1},
+        "boot_ceiling": {"type": "integer", "minimum": 1},
+        "min_boot_ceiling": {"type": "integer", "minimum": 1},
+        "max_boot_ceiling": {"type": "integer", "minimum": 1},
+        "boot_timeout_s": {"type": "integer", "minimum": 30},
+        "max_boot_failures": {"type": "integer", "minimum": 0},
+        "infra_retries": {"type": "integer", "minimum": 0, "maximum": 10},
+        "default_build_s": {"type": "integer", "minimum": 1},
+        "max_build_timeout_h": {"type": "number", "exclusiveMinimum": 0},
+    },
+}
+
+
+@dataclass(frozen=True)
+class BurstPolicy:
+    """How big and how fast a mass-rebuild burst may be (``burst:`` in the policy).
+
+    ``profiles`` are the instance classes builders may be made from (their flavor, image
+    and lifetime); ``max_builders`` is the ceiling of one burst whatever the quota allows;
+    ``boot_ceiling`` is how many builders may boot at once to start with: halved when boots
+    fail (never below ``min_boot_ceiling``: the throttling Copr did by hand), raised while
+    boots succeed (never above ``max_boot_ceiling``).
+    """
+
+    profiles: tuple[str, ...] = ("builder",)
+    max_builders: int = 30
+    boot_ceiling: int = 12
+    min_boot_ceiling: int = 2
+    max_boot_ceiling: int = 40
+    boot_timeout_s: int = 600
+    max_boot_failures: int = 5
+    infra_retries: int = 2
+    default_build_s: int = 600
+    max_build_timeout_h: float = 5.0
+
+
+def _burst(data: Mapping[str, Any] | None, classes: Mapping[str, "InstanceClass"],
+           problems: list[str]) -> BurstPolicy:
+    b = BurstPolicy(**{k: (tuple(v) if isinstance(v, list) else v)
+                       for k, v in (data or {}).items()})
+    for name in b.profiles:
+        k = classes.get(name)
+        if k is None:
+            problems.append(f"burst.profiles: {name!r} is not a class of the policy; "
+                            f"classes: {', '.join(sorted(classes))}")
+        elif k.persistent or k.max_lifetime_h is None or k.max_lifetime_h > 24:
+            problems.append(f"burst.profiles: class {name!r} must be transient with a "
+                            f"lifetime of at most 24 h (builders live at most a day)")
+    if not b.min_boot_ceiling <= b.boot_ceiling <= b.max_boot_ceiling:
+        problems.append(f"burst.boot_ceiling: {b.boot_ceiling} must be between "
+                        f"min_boot_ceiling ({b.min_boot_ceiling}) and max_boot_ceiling "
+                        f"({b.max_boot_ceiling})")
+    if b.max_build_timeout_h > 24:
+        problems.append(f"burst.max_build_timeout_h: {b.max_build_timeout_h} is longer than a "
+                        f"builder lives (24 h)")
+    return b
 
 
 @dataclass(frozen=True)
@@ -191,6 +282,11 @@ class TicketSettings:
     pagure_url: str = "https://pagure.io"
     repo: str = "fedora-infrastructure"
     token_env: str = "PAGURE_API_TOKEN"
+    open_statuses: tuple[str, ...] = ("Open",)
+
+    def is_open(self, status: str | None) -> bool:
+        """Whether a ticket with ``status`` may get an instance (case does not matter)."""
+        return (status or "").strip().casefold() in {s.casefold() for s in self.open_statuses}
 
 
 @dataclass(frozen=True)
@@ -212,6 +308,12 @@ class Policy:
     classes: Mapping[str, InstanceClass]
     mail: MailSettings
     tickets: TicketSettings = field(default_factory=TicketSettings)
+    #: where accounts come from: ``fasjson`` (``fasjson_url``) or ``file`` (``accounts_path``)
+    accounts_source: str = "fasjson"
+    #: the directory of ``<username>.yaml`` account files (``source: file``), absolute
+    accounts_path: str | None = None
+    images: ImagePolicy | None = None  # the images section (image-create), if present
+    burst: BurstPolicy = field(default_factory=BurstPolicy)
 
     def instance_class(self, name: str) -> InstanceClass:
         try:
@@ -287,11 +389,24 @@ def from_dict(data: Any, source: str = "<policy>") -> Policy:
             max_lifetime_h=max_h,
             volume_delete_on_retire=c.get("volume_delete_on_retire", False),
             description=c.get("description", ""))
+    acc = data["accounts"]
+    accounts_path = None
+    if acc.get("source") == "file":
+        where = Path(acc["path"])
+        if not where.is_absolute() and Path(source).is_file():
+            where = Path(source).resolve().parent / where
+        accounts_path = str(where)
+        if not where.is_dir():
+            problems.append(f"accounts.path: {acc['path']!r} is not a directory (of "
+                            f"<username>.yaml account files; relative to the policy file)")
     net = data["network"]
     if sorted(net["ingress_tcp"]) != [22, 80, 443]:
         # the site rule: only ssh and web are ever opened by the standard group
         problems.append(f"network.ingress_tcp: {net['ingress_tcp']} — the standard group opens "
                         f"exactly tcp 22, 80 and 443")
+    images = _images(data.get("images"), source, {k["name"] for k in data["root_keys"]},
+                     problems)
+    burst = _burst(data.get("burst"), classes, problems)
     if problems:
         raise ConfigError(f"site policy {source} is invalid:\n  " + "\n  ".join(problems),
                           path=source, problems=problems)
@@ -299,7 +414,7 @@ def from_dict(data: Any, source: str = "<policy>") -> Policy:
     t = data.get("tickets", {})
     return Policy(
         path=source,
-        fasjson_url=data["accounts"]["fasjson_url"].rstrip("/"),
+        fasjson_url=acc.get("fasjson_url", "").rstrip("/"),
         fasjson_timeout_s=float(data["accounts"].get("timeout_s", 20)),
         fasjson_auth=data["accounts"].get("auth", "none"),
         admin_groups=tuple(data["admin_groups"]),
@@ -313,5 +428,250 @@ def from_dict(data: Any, source: str = "<policy>") -> Policy:
                           admins=tuple(m.get("admins", ())), starttls=m.get("starttls", False),
                           username=m.get("username"), password_env=m.get("password_env"),
                           timeout_s=float(m.get("timeout_s", 30))),
-        tickets=TicketSettings(**{k: v for k, v in t.items()}),
+        tickets=TicketSettings(**{k: (tuple(v) if k == "open_statuses" else v)
+                                  for k, v in t.items()}),
+        accounts_source=acc.get("source", "fasjson"),
+        accounts_path=accounts_path,
+        images=images,
+        burst=burst,
     )
+
+
+# --------------------------------------------------------------------------- images
+# The ``images`` section: image profiles for image-create (what each kind of base image
+# is, where it comes from, how it is verified, booted and retired).  Optional, so that a
+# site without image-create keeps a valid policy.
+
+IMAGE_VISIBILITIES = ("private", "shared", "community", "public")
+IMAGE_FORMATS = ("qcow2", "raw")
+_SOURCE_FIELDS = ("{version}", "{major}")  # placeholders allowed in default_source/checksum
+_location = {"type": "string", "pattern": r"^(https?://\S+|/\S*)$"}
+
+IMAGES_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["profiles"],
+    "properties": {
+        "work_dir": {"type": "string", "pattern": "^/"},
+        "keyrings": {
+            "type": "object", "propertyNames": {"pattern": "^[a-z][a-z0-9_-]*$"},
+            "additionalProperties": _name,
+        },
+        "boot_test": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "login_marker": _name,
+                "timeout_s": {"type": "integer", "minimum": 10},
+                "console_grace_s": {"type": "integer", "minimum": 0},
+            },
+        },
+        "profiles": {
+            "type": "object", "minProperties": 1,
+            "propertyNames": {"pattern": "^[a-z][a-z0-9_-]*$"},
+            "additionalProperties": {
+                "type": "object", "additionalProperties": False,
+                "required": ["image_name", "contents", "root_key_groups", "update",
+                             "properties", "boot_flavors"],
+                "properties": {
+                    "description": {"type": "string"},
+                    "image_name": {"type": "string", "maxLength": 180,
+                                   "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+                    "default_source": _location,
+                    "default_checksum": {"type": "string",
+                                         "pattern": r"^([0-9a-fA-F]{64}|https?://\S+|/\S*)$"},
+                    "formats": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                "items": {"enum": list(IMAGE_FORMATS)}},
+                    "visibility": {"enum": list(IMAGE_VISIBILITIES)},
+                    "keyring": _name,
+                    "require_signature": {"type": "boolean"},
+                    "contents": {"type": "string", "minLength": 1},
+                    "first_boot": {
+                        "type": "object", "additionalProperties": False,
+                        "properties": {
+                            "packages": {"type": "array", "items": _name, "uniqueItems": True},
+                            "services": {"type": "array", "items": _name, "uniqueItems": True},
+                            "srv_volume": {"type": "boolean"},
+                            "runcmd": {"type": "array", "items": _name},
+                        },
+                    },
+                    "root_key_groups": {"type": "array", "items": _name, "uniqueItems": True},
+                    "update": {
+                        "type": "object", "additionalProperties": False,
+                        "required": ["keep", "hidden_days"],
+                        "properties": {
+                            "keep": {"type": "integer", "minimum": 1},
+                            "hidden_days": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                    "properties": {
+                        "type": "object", "additionalProperties": False,
+                        "required": ["os_distro", "min_disk", "min_ram"],
+                        "properties": {
+                            "os_distro": _name,
+                            "os_version": _name,
+                            "os_type": {"enum": ["linux", "windows"]},
+                            "os_admin_user": _name,
+                            "architecture": _name,
+                            "min_disk": {"type": "integer", "minimum": 1},
+                            "min_ram": {"type": "integer", "minimum": 0},
+                        },
+                        "patternProperties": {
+                            "^hw_[a-z0-9_]+$": {"type": ["string", "integer", "boolean"]},
+                        },
+                    },
+                    "boot_flavors": _names,
+                    "instance_lifetime_h": _hours,
+                },
+            },
+        },
+    },
+}
+SCHEMA["properties"]["images"] = IMAGES_SCHEMA
+
+
+@dataclass(frozen=True)
+class UpdatePolicy:
+    """Keep the ``keep`` newest active versions; hide the superseded ones for
+    ``hidden_days`` (0: delete them at once), then delete them."""
+
+    keep: int
+    hidden_days: int
+
+    def describe(self) -> str:
+        later = (f"hidden for {self.hidden_days} days, then deleted" if self.hidden_days
+                 else "deleted at once")
+        return f"keep the {self.keep} newest active versions; superseded ones {later}; " \
+               f"never an image a server still uses"
+
+
+@dataclass(frozen=True)
+class FirstBoot:
+    """What cloud-init installs and configures at an instance's first boot."""
+
+    packages: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    srv_volume: bool = False
+    runcmd: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BootTest:
+    """How a new image is boot-tested: the login marker looked for in the console log,
+    how long to wait for it, and how long a console may stay without any boot output
+    before it counts as "this cloud gives no console log"."""
+
+    login_marker: str = "login:"
+    timeout_s: int = 600
+    console_grace_s: int = 60
+
+
+@dataclass(frozen=True)
+class ImageProfile:
+    """One kind of base image (site policy): its SOP record."""
+
+    name: str
+    image_name: str
+    contents: str
+    root_key_groups: tuple[str, ...]
+    update: UpdatePolicy
+    properties: Mapping[str, Any]  # os_distro, os_version, hw_*, ... (not min_disk/min_ram)
+    min_disk_gb: int
+    min_ram_mb: int
+    boot_flavors: tuple[str, ...]
+    description: str = ""
+    default_source: str | None = None
+    default_checksum: str | None = None
+    formats: tuple[str, ...] = IMAGE_FORMATS
+    visibility: str = "private"
+    keyring: str | None = None
+    require_signature: bool = False
+    first_boot: FirstBoot = field(default_factory=FirstBoot)
+    instance_lifetime_h: int | None = None
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """The ``images`` section: profiles, keyrings (name → absolute path), boot test."""
+
+    profiles: Mapping[str, ImageProfile]
+    keyrings: Mapping[str, str] = field(default_factory=dict)
+    work_dir: str = "/var/tmp"
+    boot_test: BootTest = field(default_factory=BootTest)
+
+    def profile(self, name: str) -> ImageProfile:
+        """The profile called ``name``; :class:`ParameterError` naming the allowed ones."""
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise ParameterError(
+                f"profile: {_short(name)} is not an image profile of the site policy; "
+                f"allowed: {', '.join(sorted(self.profiles))}",
+                parameter="profile", value=str(name)[:40]) from None
+
+
+def _short(value: Any, n: int = 40) -> str:
+    s = str(value)
+    return repr(s) if len(s) <= n else f"{s[:n]!r}... ({len(s)} chars)"
+
+
+def _placeholders_ok(text: str) -> bool:
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+    except ValueError:
+        return False
+    return all("{" + f + "}" in _SOURCE_FIELDS for f in fields)
+
+
+def _images(data: Mapping[str, Any] | None, source: str, root_key_names: set[str],
+            problems: list[str]) -> ImagePolicy | None:
+    """The images section, cross-checked (every problem appended to ``problems``)."""
+    if data is None:
+        return None
+    base = Path(source).parent if source and not source.startswith("<") else Path.cwd()
+    keyrings = {k: str((base / v).resolve()) for k, v in (data.get("keyrings") or {}).items()}
+    bt = data.get("boot_test") or {}
+    profiles: dict[str, ImageProfile] = {}
+    for pname, p in data["profiles"].items():
+        where = f"images.profiles.{pname}"
+        if p.get("keyring") and p["keyring"] not in keyrings:
+            problems.append(f"{where}.keyring: {p['keyring']!r} is not one of images.keyrings "
+                            f"({', '.join(sorted(keyrings)) or 'none'})")
+        if p.get("require_signature") and not p.get("keyring"):
+            problems.append(f"{where}.require_signature: a signature can only be checked with "
+                            f"a keyring; name one in {where}.keyring")
+        unknown = [g for g in p["root_key_groups"] if g not in root_key_names]
+        if unknown:
+            problems.append(f"{where}.root_key_groups: {', '.join(unknown)} not in root_keys "
+                            f"({', '.join(sorted(root_key_names))})")
+        texts = {k: p.get(k) for k in ("default_source", "default_checksum")}
+        texts.update({f"properties.{k}": v for k, v in p["properties"].items()
+                      if isinstance(v, str)})
+        for key, text in texts.items():
+            if text and not _placeholders_ok(text):
+                problems.append(f"{where}.{key}: only the placeholders {{version}} and "
+                                f"{{major}} may be used")
+        if p.get("default_checksum") and not p.get("default_source"):
+            problems.append(f"{where}.default_checksum: needs a default_source it is the "
+                            f"checksum of")
+        fb = p.get("first_boot") or {}
+        props = dict(p["properties"])
+        min_disk, min_ram = props.pop("min_disk"), props.pop("min_ram")
+        profiles[pname] = ImageProfile(
+            name=pname, image_name=p["image_name"], contents=p["contents"].strip(),
+            root_key_groups=tuple(p["root_key_groups"]),
+            update=UpdatePolicy(keep=p["update"]["keep"],
+                                hidden_days=p["update"]["hidden_days"]),
+            properties=props, min_disk_gb=min_disk, min_ram_mb=min_ram,
+            boot_flavors=tuple(p["boot_flavors"]), description=p.get("description", ""),
+            default_source=p.get("default_source"), default_checksum=p.get("default_checksum"),
+            formats=tuple(p.get("formats", IMAGE_FORMATS)),
+            visibility=p.get("visibility", "private"), keyring=p.get("keyring"),
+            require_signature=p.get("require_signature", False),
+            first_boot=FirstBoot(packages=tuple(fb.get("packages", ())),
+                                 services=tuple(fb.get("services", ())),
+                                 srv_volume=fb.get("srv_volume", False),
+                                 runcmd=tuple(fb.get("runcmd", ()))),
+            instance_lifetime_h=p.get("instance_lifetime_h"))
+    return ImagePolicy(profiles=profiles, keyrings=keyrings,
+                       work_dir=data.get("work_dir", "/var/tmp"),
+                       boot_test=BootTest(login_marker=bt.get("login_marker", "login:"),
+                                          timeout_s=bt.get("timeout_s", 600),
+                                          console_grace_s=bt.get("console_grace_s", 60)))

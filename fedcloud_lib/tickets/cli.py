@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FedcloudError
+from ..shown import prefix, shown
 from ..site import policy as policy_mod
 
 __all__ = ["register", "source_from_args", "cmd_show", "cmd_run", "main"]
@@ -81,15 +82,16 @@ def _fail(exc: FedcloudError) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from .comment import scrubber_for
     from .request import parse
-    from .run import prepare_request
+    from .run import CHECK_SECONDS, prepare_request, time_limit
 
     try:
         pol = policy_mod.load(args.policy)
         source, tid = source_from_args(args, pol)
         ticket = source.get(tid)
-        print(f"ticket {ticket.id} ({source.name}): {ticket.title}")
-        print(f"reporter: {ticket.reporter}   status: {ticket.status}")
-        req = parse(ticket)
+        print(f"ticket {prefix(ticket.id)} ({source.name}): {shown(ticket.title, 80)}")
+        print(f"reporter: {shown(ticket.reporter)}   status: {shown(ticket.status)}")
+        with time_limit(CHECK_SECONDS, "reading the request block"):
+            req = parse(ticket)
         print(f"runbook: {req.runbook}")
         checked = prepare_request(ticket, pol)
     except FedcloudError as exc:
@@ -103,7 +105,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         width = max(len(k) for k in checked.values)
         scrub = scrubber_for(pol)
         for k, v in checked.values.items():
-            print(scrub.text(f"  {k:<{width}}  {v!r}"))
+            print(f"  {k:<{width}}  {shown(scrub.data(v), 80)}")
         print(f"would run: fedcloud ticket run {ticket.id} (dry run; --approve to apply)")
     return 0
 
@@ -126,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                      if args.retire else None))
     except FedcloudError as exc:
         return _fail(exc)
-    print(outcome.comment)
+    print(outcome.text or outcome.comment)
     if not args.no_comment:
         print(f"(answered on ticket {tid} in {source.name})")
     return outcome.exit_code

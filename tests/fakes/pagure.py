@@ -19,9 +19,9 @@ class FakePagure(LocalServer):
         self.route("POST", base + "/comment", self._comment)
 
     def add_issue(self, issue_id: int | str, *, reporter: str, content: str,
-                  title: str = "instance request") -> None:
+                  title: str = "instance request", status: str = "Open") -> None:
         self.issues[str(issue_id)] = {
-            "id": int(issue_id), "title": title, "content": content, "status": "Open",
+            "id": int(issue_id), "title": title, "content": content, "status": status,
             "user": {"name": reporter, "fullname": reporter.title()}, "comments": [],
             "tags": [], "private": False}
 

@@ -55,16 +55,26 @@ def _ours(resource) -> bool:
     return resource.name.startswith("it-") or any(k.startswith("fedcloud_") for k in meta)
 
 
-def snapshot(c) -> dict[str, set]:
+def snapshot(c, env: "Env | None" = None) -> dict[str, set]:
     """What the runbook could have made in the project: servers, volumes, keypairs,
-    security groups and their rules."""
+    security groups and their rules.  With ``env``, only what this test's tickets and
+    requesters could own (the project is shared with other suites and operators, whose
+    resources come and go meanwhile)."""
     pid = c.current_project_id
     groups = [g for g in c.network.security_groups(project_id=pid)
               if g.name.startswith("fedcloud")]
+
+    def mine(resource) -> bool:
+        if env is None:
+            return _ours(resource)
+        meta = getattr(resource, "metadata", None) or {}
+        return meta.get("fedcloud_ticket") in env.tickets or resource.name in env.names
+
     return {
-        "servers": {s.id for s in c.compute.servers(details=True) if _ours(s)},
-        "volumes": {v.id for v in c.block_storage.volumes(details=True) if _ours(v)},
-        "keypairs": {k.name for k in c.compute.keypairs() if k.name.startswith("fas-")},
+        "servers": {s.id for s in c.compute.servers(details=True) if mine(s)},
+        "volumes": {v.id for v in c.block_storage.volumes(details=True) if mine(v)},
+        "keypairs": {k.name for k in c.compute.keypairs() if k.name.startswith("fas-")
+                     and (env is None or k.name[4:] in env.requesters)},
         "security_groups": {g.id for g in groups},
         "rules": {r.id for g in groups
                   for r in c.network.security_group_rules(security_group_id=g.id)},
@@ -81,6 +91,7 @@ class Env:
     tmp: Path
     tickets: list[str] = field(default_factory=list)
     requesters: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # server names the test asked for
 
     def new_ticket(self) -> str:
         tid = str(random.randint(10**8, 10**9 - 1))

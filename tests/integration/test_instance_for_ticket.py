@@ -5,6 +5,7 @@ OpenStack; mail on a real SMTP server on loopback; FASJSON served locally.
 """
 from __future__ import annotations
 
+import html
 import json
 import random
 import re
@@ -27,12 +28,22 @@ def dev_request(name: str, extra: dict | None = None, **kw) -> dict:
 
 
 def file_issue(env, params: dict, *, reporter: str | None = None, runbook="instance-for-ticket",
-               body: str | None = None) -> tuple[str, str]:
+               body: str | None = None, status: str = "Open") -> tuple[str, str]:
     tid = env.new_ticket()
+    if params.get("name"):  # what the request could make, for snapshot(c, env)
+        env.names += [str(params["name"]), f"{params['name']}-srv"]
     reporter = reporter or env.new_requester()
     env.pagure.add_issue(tid, reporter=reporter,
-                         content=body if body is not None else request_body(params, runbook))
+                         content=body if body is not None else request_body(params, runbook),
+                         status=status)
     return tid, reporter
+
+
+def _alias_bomb(levels: int = 7, width: int = 9) -> str:
+    lines = ["runbook: instance-for-ticket", "parameters:", "  name: it-bomb",
+             "  instance_class: dev", f"  l0: &a0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"  l{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "Hi\n\n```yaml\n" + "\n".join(lines + [f"  purpose: *a{levels - 1}"]) + "\n```\n"
 
 
 def assert_standard_group(conn, name="fedcloud-standard"):
@@ -50,13 +61,13 @@ def test_full_ticket_path(cloud_env):
     tid, requester = file_issue(env, dev_request(name))
 
     # dry run: the plan goes to the ticket, nothing is created
-    before = snapshot(c)
+    before = snapshot(c, env)
     dry = env.fedcloud("ticket", "run", tid, "--cloud", CLOUD)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     [plan_comment] = env.pagure.comments(tid)
     assert "dry run" in plan_comment and f"| create | server | {name} |" in plan_comment
     assert "| create | volume |" in plan_comment
-    assert snapshot(c) == before and env.servers(tid) == [] and env.volumes(tid) == []
+    assert snapshot(c, env) == before and env.servers(tid) == [] and env.volumes(tid) == []
 
     # approved: the instance is made
     run = env.fedcloud("ticket", "run", tid, "--approve", "--cloud", CLOUD)
@@ -179,6 +190,14 @@ BAD = [
     ("user without key", dict(nokey=True), "has no ssh public key"),
     ("user outside groups", dict(groups=("designers",)), "in none of the groups allowed"),
     ("unknown user", dict(reporter="nobody-here"), "is not a user of the account system"),
+    # issue 8: hostile tickets
+    ("closed ticket", dict(status="Closed"),
+     "is 'Closed', not open (Open): a ticket that is not open gets no instance"),
+    ("absurd expiry", dict(extra={"expires": "99999999999999d"}),
+     "is beyond the longest lifetime; at most 87600 h (10 years) for class dev"),
+    ("year 99999", dict(extra={"expires": "99999-01-01T00:00"}), "nor an ISO date"),
+    ("alias bomb", dict(body=_alias_bomb()), "YAML anchors (&a0) are not allowed"),
+    ("long purpose", dict(extra={"purpose": "p" * 6000}), "(6000 characters)"),
 ]
 
 
@@ -196,17 +215,19 @@ def test_bad_input_leaves_the_cloud_unchanged(cloud_env, case, how, expected):
         env.fas.users[reporter]["sshpubkeys"] = []
     elif "groups" in how:
         reporter = env.new_requester(groups=how["groups"])
-    before = snapshot(c)
+    before = snapshot(c, env)
     tid, _ = file_issue(env, params, reporter=reporter, runbook=how.get("runbook",
                                                                          "instance-for-ticket"),
-                        body=how.get("body"))
+                        body=how.get("body"), status=how.get("status", "Open"))
     out = tickets.run_ticket(tickets.PagureSource(env.pagure.url, "fedora-infrastructure"), tid,
                              pol.load(env.policy_path), approve=True, cloud=CLOUD)
     assert out.exit_code == 2 and out.run_id is None
     [comment] = env.pagure.comments(tid)
-    assert expected in comment, comment
-    assert "refused before anything was created" in comment
-    assert snapshot(c) == before
+    seen = html.unescape(comment)  # the answer is escaped markdown: compare what it reads as
+    assert expected in seen, comment
+    assert "refused before anything was created" in seen
+    assert len(comment) < 2000 and "p" * 100 not in comment
+    assert snapshot(c, env) == before
     assert not list((env.tmp / "outputs").glob("instance-for-ticket/*/*"))  # no run started
 
 
@@ -294,20 +315,23 @@ def test_over_quota_is_refused_with_the_numbers(cloud_env):
     from tests.fakes.site import policy_copy
 
     env, c = cloud_env, cloud_env.conn
-    used = c.compute.get_limits().absolute.instances_used
+    # a ceiling below what the project uses (others' servers come and go meanwhile: the
+    # used count in the answer is read by the run itself)
     env.policy_path = policy_copy(
         env.tmp, fasjson_url=env.fas.url, smtp_port=env.smtp.port, pagure_url=env.pagure.url,
-        quotas__testing={"instances": used, "cores": 70, "ram_mb": 153600, "volumes": 20,
+        quotas__testing={"instances": 0, "cores": 70, "ram_mb": 153600, "volumes": 20,
                          "volume_gb": 1000})
     name = f"it-{random.randint(1000, 9999)}"
     tid, _ = file_issue(env, dev_request(name))
-    before = snapshot(c)
+    before = snapshot(c, env)
     run = env.fedcloud("ticket", "run", tid, "--approve", "--cloud", CLOUD)
     assert run.returncode == 2  # refused by the runbook's plan (PolicyError): fix and ask again
     [comment] = env.pagure.comments(tid)
     assert "**refused**" in comment and "over quota in project testing" in comment
-    assert f"instances: {used} used + 1 requested > limit {used}" in comment
-    assert snapshot(c) == before
+    m = re.search(r"instances: (\d+) used \+ 1 requested > limit 0", comment)
+    assert m, comment
+    assert int(m.group(1)) >= 0
+    assert snapshot(c, env) == before
 
 
 def test_standard_group_is_created_exactly(conn):  # noqa: F811
@@ -339,10 +363,11 @@ def _results(env, run_id: str) -> dict:
 
 
 def test_a_recorded_plan_is_applied_exactly(cloud_env):
-    """The plan the reviewer saw on the ticket is the program: --approve-plan applies it."""
+    """The plan the reviewer saw on the ticket is the program: --approve-plan applies it
+    (a qa instance: its expiry is part of the plan and must come out the same)."""
     env = cloud_env
     name = f"it-{random.randint(1000, 9999)}"
-    tid, _ = file_issue(env, dev_request(name))
+    tid, _ = file_issue(env, dev_request(name, instance_class="qa", expires="3d"))
     dry = env.fedcloud("ticket", "run", tid, "--cloud", CLOUD)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     planned = _run_id(env.pagure.comments(tid)[0])
@@ -359,6 +384,9 @@ def test_a_recorded_plan_is_applied_exactly(cloud_env):
                if s["action"] in ("create", "update", "delete"))
     [server] = env.servers(tid)
     assert server.status == "ACTIVE" and server.metadata["fedcloud_run_id"] == applied
+    meta_step = next(s for s in planned_steps if s["kind"] == "metadata")
+    assert server.metadata["fedcloud_expires_at"] == \
+        meta_step["inputs"]["set"]["fedcloud_expires_at"] != "never"
     shown = env.fedcloud("runs", "show", planned).stdout
     assert f"applied by run(s) {applied}" in shown
 
@@ -375,12 +403,12 @@ def test_a_plan_the_cloud_no_longer_supports_is_refused(cloud_env):
     assert f"| create | keypair | fas-{requester} |" in env.pagure.comments(tid)[0]
     key = env.fas.users[requester]["sshpubkeys"][0]
     c.compute.create_keypair(name=f"fas-{requester}", public_key=key)
-    before = snapshot(c)
+    before = snapshot(c, env)
     run = env.fedcloud("ticket", "run", tid, "--approve-plan", planned, "--cloud", CLOUD)
     assert run.returncode == 1, run.stdout + run.stderr
     answer = env.pagure.comments(tid)[1]
     assert "stale-plan" in answer and "create keypair" in answer and "became reuse keypair" in answer
-    assert snapshot(c) == before  # nothing was changed
+    assert snapshot(c, env) == before  # nothing was changed
     assert env.servers(tid) == [] and env.volumes(tid) == []
     stale = _run_id(answer)
     assert _results(env, stale)["status"] == "stale-plan"

@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from fedcloud_lib.archive.index import Archive
+from fedcloud_lib.lock import lock_name
 from fedcloud_lib.reaper.facts import NOTICE_KEY
 from tests.fakes.fasjson import FakeFasjson
 from tests.fakes.site import policy_copy
@@ -327,7 +328,7 @@ def test_scheduled_lines_run_and_an_overlapping_run_is_refused(admin_cloud, fres
         first = subprocess.Popen(args, cwd=ROOT, env={**env, **unit_env},
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            lock = outputs / ".locks" / "capacity-report@-.lock"
+            lock = outputs / ".locks" / lock_name("capacity-report", None)
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and first.poll() is None:
                 if lock.is_file() and lock.read_text().strip():

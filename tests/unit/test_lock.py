@@ -71,3 +71,15 @@ def test_lock_is_not_inherited_by_child_processes(tmp_path):
     finally:
         child.kill()
         child.wait()
+
+
+def test_distinct_tickets_never_share_a_lock_and_long_tickets_work(tmp_path):
+    a = RunLock(tmp_path, "rb", "a/b").acquire("one")
+    try:
+        RunLock(tmp_path, "rb", "a_b").acquire("two").release()
+        long = RunLock(tmp_path, "rb", "T" * 300).acquire("three")
+        assert len(long.path.name) < 120
+        long.release()
+    finally:
+        a.release()
+    assert "a_b" in a.path.name  # still readable by a human

@@ -1,7 +1,8 @@
 import pytest
 
 from fedcloud_lib.errors import ParameterError, RunbookError
-from fedcloud_lib.params import load_value_files, parse_override, parse_parameters_cell, validate_values
+from fedcloud_lib.params import (as_declared, load_value_files, parse_override,
+                                  parse_parameters_cell, validate_values)
 
 pytestmark = pytest.mark.unit
 
@@ -128,3 +129,105 @@ def test_bad_parameter_files_are_parameter_errors(tmp_path):
     bad.write_text("a: [unclosed\n")
     with pytest.raises(ParameterError, match="not valid YAML"):
         load_value_files([bad])
+
+
+# ---------------------------------------------------------------- issue 7: bad values
+STR_CELL = '''
+ticket: str = ""     # ticket [required]
+ident: str = ""      # an identifier
+count: int = 1       # how many
+ratio: float = 0.5   # a fraction [min=0; max=1]
+tags: list[str] = [] # labels
+password: str = ""   # a password [secret]
+'''
+
+
+def read(tmp_path, text, cell=STR_CELL):
+    f = tmp_path / "p.yaml"
+    f.write_bytes(text.encode() if isinstance(text, str) else text)
+    sp = parse_parameters_cell(cell)
+    return validate_values(sp, load_value_files([f], sp), runbook="rb")
+
+
+def test_nan_is_refused_for_a_bounded_float():
+    s = {p.name: p for p in specs()}
+    for raw in (".nan", ".NaN", ".inf", "-.inf"):
+        with pytest.raises(ParameterError, match="ratio: .* is not allowed"):
+            validate_values(specs(), {"ticket": "1", "ratio": parse_override(s["ratio"], raw)})
+    with pytest.raises(ParameterError, match="not a number"):
+        validate_values(parse_parameters_cell("x: float = 0.0  # any float"),
+                        {"x": float("nan")})
+
+
+@pytest.mark.parametrize("written", ["0123", "0x1F", "12:30", "1_000", "yes", "2026-01-02", "1e3"])
+def test_str_parameters_are_read_as_written(tmp_path, written):
+    out = read(tmp_path, f"ticket: {written}\nident: {written}\ntags: [{written}]\n")
+    assert out["ticket"] == written and out["ident"] == written and out["tags"] == [written]
+
+
+@pytest.mark.parametrize("written,needle", [("0123", "octal"), ("12:30", "sexagesimal"),
+                                            ("1_000", "decimal")])
+def test_numbers_written_in_yaml_1_1_forms_are_refused_not_reinterpreted(tmp_path, written, needle):
+    with pytest.raises(ParameterError, match=f"count: written {written}.*{needle}"):
+        read(tmp_path, f"ticket: '1'\ncount: {written}\n")
+    assert read(tmp_path, "ticket: '1'\ncount: 0x1F\nratio: 0.25\n")["count"] == 31
+    assert read(tmp_path, "ticket: '1'\ncount: 42\n")["count"] == 42
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
+    import time
+
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(9)) + "tags: *j\nticket: '1'\n"
+    t = time.monotonic()
+    with pytest.raises(ParameterError, match="alias"):
+        read(tmp_path, bomb)
+    assert time.monotonic() - t < 5
+
+
+def test_a_huge_parameter_file_is_refused(tmp_path):
+    with pytest.raises(ParameterError, match="too large"):
+        read(tmp_path, "ticket: '1'\nident: '" + "x" * (2 << 20) + "'\n")
+
+
+def test_non_utf8_file_deep_nesting_and_directories_are_parameter_errors(tmp_path):
+    with pytest.raises(ParameterError, match="not UTF-8"):
+        read(tmp_path, b"ticket: '1'\nident: caf\xe9\n")
+    with pytest.raises(ParameterError, match="not valid YAML"):
+        read(tmp_path, "tags: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ParameterError, match="cannot read"):
+        load_value_files([tmp_path])
+    with pytest.raises(ParameterError, match="mapping"):
+        load_value_files([tmp_path / "p.yaml"]) if (tmp_path / "p.yaml").write_text("[1]") else None
+
+
+def test_a_5000_digit_int_is_refused_without_a_traceback(tmp_path):
+    digits = "7" * 5000
+    with pytest.raises(ParameterError) as e:
+        read(tmp_path, f"ticket: '1'\ncount: {digits}\n")
+    assert "count:" in str(e.value) and len(str(e.value)) < 600
+    s = {p.name: p for p in parse_parameters_cell(STR_CELL)}
+    with pytest.raises(ParameterError) as e:
+        validate_values(list(s.values()), as_declared(list(s.values()), {
+            "ticket": "1", "count": parse_override(s["count"], digits)}))
+    assert len(str(e.value)) < 600
+    with pytest.raises(ParameterError, match="count: .*too large"):
+        validate_values(list(s.values()), {"ticket": "1", "count": int(digits[:30])})
+    # as a str parameter the digits are just text
+    assert read(tmp_path, f"ticket: {digits}\n")["ticket"] == digits
+
+
+def test_yaml_syntax_errors_do_not_quote_the_line(tmp_path):
+    with pytest.raises(ParameterError) as e:
+        read(tmp_path, "ticket: '1'\npassword: Hunter2-Secret: [oops\n")
+    assert "Hunter2" not in str(e.value) and "line 2" in str(e.value)
+
+
+def test_values_in_messages_are_cut_to_a_short_prefix_and_length():
+    long = "s3cr3t-looking-value-" * 20
+    with pytest.raises(ParameterError) as e:
+        validate_values(specs(), {"ticket": "1", "pasword": long}, runbook="rb")
+    msg = str(e.value)
+    assert "pasword: unknown parameter" in msg and long not in msg and f"{len(long)}" in msg

@@ -154,3 +154,21 @@ def test_load_plan_names_a_bad_file(tmp_path):
     bad.write_text('{"title": "x"}')
     with pytest.raises(RunbookError, match="not a recorded plan"):
         load_plan(bad)
+
+
+def test_the_planning_time_is_fixed_for_a_run_and_stamps_its_plan(monkeypatch):
+    """A dry run computes an expiry from planning_time() in one cell and stamps the plan in
+    another: both must be the same instant, or approving the recorded plan (which
+    re-plans at the plan's stamp) would always find the expiry changed."""
+    import datetime as dt
+
+    from fedcloud_lib import plan as plan_mod
+
+    monkeypatch.setenv("FEDCLOUD_RUN_ID", "RUN-T")
+    monkeypatch.delenv("FEDCLOUD_RUN_DIR", raising=False)
+    clock = iter(dt.datetime(2026, 11, 26, 12, 0, s, tzinfo=dt.timezone.utc) for s in range(60))
+    monkeypatch.setattr(plan_mod, "utcnow", lambda: next(clock))
+    first = planning_time()
+    assert planning_time() == first  # later cells of the run get the same time
+    assert Plan.of("p", [Step("create", "server", "a")]).planned_at == first.isoformat()
+    assert plan_mod.new_planning_time() > first  # a new interactive submission moves on

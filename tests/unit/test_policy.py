@@ -171,3 +171,58 @@ def test_example_parameter_files_pass_the_engine_and_the_policy(site, example):
                             name=v["name"], flavor=v["flavor"], image=v["image"],
                             volume_gb=v["volume_gb"], expires=v["expires"])
     assert req.name == v["name"] and req.klass.name == v["instance_class"]
+
+
+# ------------------------------------------------------------------ issue 8
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda d: d["classes"]["dev"].update(max_lifetime_h=10**20, default_lifetime_h=10**20),
+     "classes.dev.default_lifetime_h: 100000000000000000000 is greater than the maximum of 87600"),
+    (lambda d: d["quotas"]["default"].update(instances=10**40), "quotas.default.instances"),
+    (lambda d: d["classes"]["dev"].update(max_volume_gb=2**40), "classes.dev.max_volume_gb"),
+    (lambda d: d["accounts"].update(timeout_s=float("inf")), "accounts.timeout_s: inf is greater"),
+    (lambda d: d["mail"].update(timeout_s=1e300), "mail.timeout_s"),
+    (lambda d: d["tickets"].update(open_statuses=[]), "tickets.open_statuses"),
+    (lambda d: d["accounts"].update(source="file"), "'path' is a required property"),
+    (lambda d: d["accounts"].pop("fasjson_url"), "'fasjson_url' is a required property"),
+    (lambda d: d["accounts"].update(source="ldap"), "'ldap' is not one of ['fasjson', 'file']"),
+])
+def test_numbers_and_sources_are_bounded(tmp_path, raw, mutate, expected):
+    """Policy numbers reach date arithmetic and socket timeouts: a huge one must be a
+    refusal of the policy, not an OverflowError in a run."""
+    mutate(raw)
+    with pytest.raises(ConfigError) as e:
+        pol.load(write(tmp_path, raw))
+    assert expected in str(e.value)
+
+
+def test_unbounded_class_with_huge_default_cannot_overflow(site):
+    dev = site.classes["dev"]
+    huge = pol.InstanceClass(**{**dev.__dict__, "default_lifetime_h": 10**12,
+                                "max_lifetime_h": 10**12})
+    with pytest.raises(PolicyError, match="at most 168 h|beyond"):
+        ireq.parse_expiry("99999999999999d", huge, NOW)
+    assert ireq.parse_expiry("", huge, NOW) == NOW + dt.timedelta(hours=pol.MAX_LIFETIME_H)
+
+
+def test_open_statuses_default_and_case(raw, tmp_path):
+    raw.pop("tickets")
+    p = pol.load(write(tmp_path, raw))
+    assert p.tickets.open_statuses == ("Open",)
+    assert p.tickets.is_open("open") and p.tickets.is_open(" Open ")
+    assert not p.tickets.is_open("Closed") and not p.tickets.is_open("") \
+        and not p.tickets.is_open(None)
+
+
+def test_file_accounts_source_resolves_its_directory(raw, tmp_path):
+    (tmp_path / "people").mkdir()
+    raw["accounts"] = {"source": "file", "path": "people"}
+    p = pol.load(write(tmp_path, raw))
+    assert p.accounts_source == "file" and p.accounts_path == str(tmp_path / "people")
+    assert p.fasjson_url == ""
+    raw["accounts"]["path"] = "nowhere"
+    with pytest.raises(ConfigError, match="accounts.path: 'nowhere' is not a directory"):
+        pol.load(write(tmp_path, raw))
+
+
+def test_repo_policy_names_its_account_source_and_open_statuses(site):
+    assert site.accounts_source == "fasjson" and site.tickets.open_statuses == ("Open",)
