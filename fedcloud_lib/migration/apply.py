@@ -7,8 +7,9 @@ is transferred or created twice: an image found active with its sha256 is not se
 a half-sent one (the run died during the stream) is deleted and sent again; a snapshot or
 a volume upload the clouds finished on their own after the kill is used as it is.
 
-Each server's transitions are written to the run's journal (:mod:`.journal`) as they
-happen.  A server whose verification fails is rolled back — its target server, volumes
+Progress goes to :mod:`fedcloud_lib.progress` (each transfer is a task counted in MiB),
+lines to the ``progress`` callback when one is given.  Each server's transitions are
+written to the run's journal (:mod:`.journal`) as they happen.  A server whose verification fails is rolled back — its target server, volumes
 and images deleted, its source started again if the migration stopped it — and the walk
 goes on with the others; :func:`fedcloud_lib.migration.report.check` then fails the run
 naming it.  The source is deleted only when asked, and only once its copy is verified.
@@ -21,6 +22,7 @@ from typing import Any
 
 from openstack import exceptions as os_exc
 
+from .. import progress as live
 from .. import secgroups
 from ..cloud import CLOUD_ERRORS, GONE
 from ..context import utcnow
@@ -278,10 +280,23 @@ def _transfer(st: ApplyState, step: Step) -> str:
     if src is None:
         raise CloudError(f"{step.label()}: the source image (stamp {stamp}) is gone; make a "
                          f"new plan (a re-run does)")
-    result = stream_image(st.source, src, st.target, name=i["name"], progress=st.progress,
-                          wait=st.timeout,
-                          properties={tags.MIGRATED_FROM: tags.ref(i["source_cloud"], sid),
-                                      tags.PART: part, tags.MIGRATION: i["migration"]})
+    mib = -(-(src.size or 0) // 2**20)
+    with live.task(total=mib, desc=f"transfer {i['name']} (MiB)") as bar:
+        moved = [0]
+
+        def advance(n: int) -> None:
+            moved[0] += n
+            done = mib if moved[0] >= src.size else moved[0] // 2**20
+            if done > bar.done:
+                bar.advance(done - bar.done)
+
+        result = stream_image(st.source, src, st.target, name=i["name"], advance=advance,
+                              wait=st.timeout,
+                              properties={tags.MIGRATED_FROM: tags.ref(i["source_cloud"], sid),
+                                          tags.PART: part, tags.MIGRATION: i["migration"]})
+    st.progress(f"{step.label()}: {result.size / 2**20:.1f} MiB in {result.seconds:.1f} s "
+                f"({result.mb_per_s:.0f} MB/s), sha256 {result.sha256[:12]}, verified by "
+                f"{result.verified_by}")
     out.transfers.append(result)
     return (f"{result.size / 2**20:.1f} MiB in {result.seconds:.1f} s, sha256 "
             f"{result.sha256[:12]}, {result.verified_by}")
@@ -539,7 +554,7 @@ def apply(source: Any, target: Any, plan: Plan, *, source_cloud: str, migration_
     ``states`` are the servers' states when the plan was made (``{source id: state}``,
     :meth:`MigrationPlan.states`); a server none of whose steps changes anything keeps it.
     """
-    say = progress or (lambda msg: print(msg, flush=True))
+    say = progress or live.say
     st = ApplyState(source=source, target=target, admin=admin, source_cloud=source_cloud,
                     migration_id=migration_id, timeout=timeout,
                     journal=journal or Journal(), progress=say)

@@ -101,7 +101,7 @@ class _Stream:
     """
 
     def __init__(self, resp: Any, expected: int, label: str, chunk_size: int,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, advance: Callable[[int], None] | None) -> None:
         encoding = (resp.headers.get("Content-Encoding") or "identity").lower()
         if encoding != "identity":  # never from Glance; decoded the slow way if it happens
             chunks = resp.iter_content(chunk_size=chunk_size)
@@ -113,7 +113,9 @@ class _Stream:
         self.count = 0
         self.label = label
         self.progress = progress
-        step = max(64 * CHUNK, expected // 10)
+        self.advance = advance
+        self._reported = 0
+        step = max(16 * CHUNK, expected // 20)
         self._next_report = step
         self._step = step
         self._t0 = time.monotonic()
@@ -136,13 +138,21 @@ class _Stream:
         if self.count > self.expected:
             raise CloudError(f"{self.label}: the source sent more than its size "
                              f"({self.expected} bytes)")
-        if self.progress is not None and self.count >= self._next_report:
+        if self.count >= self._next_report or self.count == self.expected:
             self._next_report += self._step
+            self.report()
+        return chunk
+
+    def report(self) -> None:
+        """Tell the callbacks how far the stream got."""
+        if self.advance is not None and self.count > self._reported:
+            self.advance(self.count - self._reported)
+        self._reported = self.count
+        if self.progress is not None and self.count < self.expected:
             secs = time.monotonic() - self._t0
             self.progress(f"{self.label}: {self.count / 2**20:.0f} MiB "
                           f"({100 * self.count // max(self.expected, 1)}%), "
                           f"{self.count / max(secs, 1e-6) / 1e6:.0f} MB/s")
-        return chunk
 
 
 def _verify(src: Any, got: Any, count: int, sha256: str) -> str:
@@ -176,12 +186,15 @@ def _verify(src: Any, got: Any, count: int, sha256: str) -> str:
 
 def stream_image(source: Any, image: Any, target: Any, *, name: str,
                  properties: dict[str, str] | None = None, chunk_size: int = CHUNK,
-                 wait: int = 600, progress: Progress | None = None) -> TransferResult:
+                 wait: int = 600, progress: Progress | None = None,
+                 advance: Callable[[int], None] | None = None) -> TransferResult:
     """Copy ``image`` (an id or SDK image of connection ``source``) into a new image
     ``name`` of connection ``target``, streaming, and verify it (see the module).
 
     ``properties`` are set on the new image with the source's copyable ones
-    (:func:`copyable_properties`).  Returns the verified copy; raises :class:`CloudError`
+    (:func:`copyable_properties`).  ``progress`` gets a line now and then (bytes, percent,
+    rate) and the verdict; ``advance`` the number of bytes moved since its last call (for
+    a progress bar).  Returns the verified copy; raises :class:`CloudError`
     (and deletes the partial copy) when anything fails.
     """
     image_id = getattr(image, "id", image)
@@ -208,7 +221,7 @@ def stream_image(source: Any, image: Any, target: Any, *, name: str,
     t0 = time.monotonic()
     try:
         resp = source.image.get(f"/images/{src.id}/file", stream=True)
-        body = _Stream(resp, src.size, label, chunk_size, progress)
+        body = _Stream(resp, src.size, label, chunk_size, progress, advance)
         dst.upload(target.image, data=body, size=src.size)
         sha256 = body.sha.hexdigest()
         secs = time.monotonic() - t0

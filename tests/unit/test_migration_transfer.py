@@ -58,6 +58,18 @@ def test_a_source_that_sends_less_than_its_size_fails_instead_of_hanging(glances
     assert not dst.images
 
 
+def test_progress_callbacks_add_up_to_the_image(glances):
+    src, dst, s, t = glances
+    size = 40 * 2**20 + 5
+    img = src.add_image("disk", size=size)
+    moved, lines = [], []
+    transfer.stream_image(s, img["id"], t, name="copy", advance=moved.append,
+                          progress=lines.append)
+    assert sum(moved) == size and 2 <= len(moved) <= 21
+    assert any("MiB (" in line and "MB/s" in line for line in lines)
+    assert lines[-1].startswith("transfer copy: 40.0 MiB in ")
+
+
 def test_memory_stays_bounded_for_a_large_image(glances):
     """64 MiB through the pipe: the peak of Python allocations stays a few chunks."""
     src, dst, s, t = glances
