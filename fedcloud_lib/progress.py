@@ -1,14 +1,10 @@
 """Progress of long steps, as they happen: one small API for runbooks and the library.
 
-::
-
-    from fedcloud_lib import progress
-
-    progress.say("TASK [install packages] changed vm")        # one line
-    with progress.task(total=20, desc="boot servers") as t:   # a counted task
-        for server in servers:
-            ...
-            t.advance(text=f"{server.name} ACTIVE")
+>>> from fedcloud_lib import progress
+>>> progress.say("TASK [install packages] changed vm")        # one line
+>>> with progress.task(total=20, desc="boot servers") as t:   # a counted task
+...     for server in servers:
+...         t.advance(text=f"{server.name} ACTIVE")
 
 Where the words go depends on where the code runs:
 

@@ -1,9 +1,9 @@
 """The parameter form a runbook shows in JupyterLab, right after its parameters cell.
 
-Every runbook's cell after the parameters cell is::
+Every runbook's cell after the parameters cell is:
 
-    import fedcloud_lib
-    fedcloud_lib.form(globals())
+>>> import fedcloud_lib
+>>> fedcloud_lib.form(globals())
 
 In JupyterLab (any kernel not started by the engine) it shows a form made from the
 parameters cell's declarations — the ones ``fedcloud describe`` reads: a text field per

@@ -209,8 +209,10 @@ class BurstPolicy:
 
 def _burst(data: Mapping[str, Any] | None, classes: Mapping[str, "InstanceClass"],
            problems: list[str]) -> BurstPolicy:
-    b = BurstPolicy(**{k: (tuple(v) if isinstance(v, list) else v)
-                       for k, v in (data or {}).items()})
+    given = {k: (tuple(v) if isinstance(v, list) else v) for k, v in (data or {}).items()}
+    if "profiles" not in given:  # the default names classes a site may not have
+        given["profiles"] = tuple(p for p in BurstPolicy.profiles if p in classes)
+    b = BurstPolicy(**given)
     for name in b.profiles:
         k = classes.get(name)
         if k is None:

@@ -226,3 +226,17 @@ def test_file_accounts_source_resolves_its_directory(raw, tmp_path):
 
 def test_repo_policy_names_its_account_source_and_open_statuses(site):
     assert site.accounts_source == "fasjson" and site.tickets.open_statuses == ("Open",)
+
+
+def test_a_site_without_builders_needs_no_burst_section():
+    """Found by the demo: its policy (classes dev and test, no burst section) was refused
+    because the burst defaults name a 'builder' class it does not have."""
+    data = yaml.safe_load(pol.DEFAULT_POLICY_PATH.read_text())
+    data.pop("burst", None)
+    data["classes"] = {k: v for k, v in data["classes"].items() if k in ("dev", "test")}
+    data.pop("images", None)
+    site = pol.from_dict(data)
+    assert site.burst.profiles == ()
+    data["burst"] = {"profiles": ["builder"]}  # named explicitly, it must exist
+    with pytest.raises(ConfigError, match="'builder' is not a class of the policy"):
+        pol.from_dict(data)
