@@ -33,7 +33,7 @@ from ..archive.index import Archive, RunEntry
 from ..archive.writer import RunWriter, warm_html_exporter
 from ..config import settings
 from ..context import APPROVED_PLAN, INPUTS_DIR, operator_name
-from ..errors import ArchiveError, LockError, ParameterError, StalePlan
+from ..errors import ArchiveError, ConfigError, LockError, ParameterError, PolicyError, StalePlan
 from ..lock import RunLock
 from ..params import SECRET_MARKER, parse_override
 from ..plan import StopAfterPlan
@@ -56,7 +56,7 @@ EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 
 class RunResult:
     run_id: str
     runbook: str
-    status: str  # succeeded | planned | failed | stale-plan | interrupted | abandoned
+    status: str  # succeeded | planned | refused | failed | stale-plan | interrupted | abandoned
     exit_code: int
     run_dir: Path
     results: dict = field(default_factory=dict)
@@ -92,6 +92,10 @@ def _now() -> _dt.datetime:
 
 def new_run_id(started: _dt.datetime) -> str:
     return started.strftime("%Y%m%dT%H%M%S") + "-" + _secrets.token_hex(3)
+
+
+#: errors a runbook raises to refuse its input (exit 2: fix it and ask again), by name
+_REFUSALS = frozenset(c.__name__ for c in (ConfigError, ParameterError, PolicyError))
 
 
 # --------------------------------------------------------------------- the run
@@ -269,11 +273,11 @@ def _execute(rb: Runbook, params: dict, params_scrubbed: dict, scrubber: Scrubbe
                     status, exit_code, error = "planned", EXIT_OK, None
                 elif ename == StalePlan.__name__:
                     status = "stale-plan"
-                elif ename == ParameterError.__name__:
-                    # a parameter the runbook itself found wrong against the cloud (an
-                    # unknown project, an orphan id that is none): refused input, exit 2,
-                    # still archived
-                    exit_code = EXIT_REFUSED
+                elif ename in _REFUSALS:
+                    # the runbook itself refused its input against the facts (a parameter
+                    # such as an unknown project, a mapping, the policy, a quota): exit 2,
+                    # archived as refused
+                    status, exit_code = "refused", EXIT_REFUSED
     except KeyboardInterrupt:
         status, exit_code = "interrupted", EXIT_INTERRUPTED
         error = "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)"

@@ -325,9 +325,9 @@ def test_over_quota_is_refused_with_the_numbers(cloud_env):
     tid, _ = file_issue(env, dev_request(name))
     before = snapshot(c, env)
     run = env.fedcloud("ticket", "run", tid, "--approve", "--cloud", CLOUD)
-    assert run.returncode == 1
+    assert run.returncode == 2  # refused by the runbook's plan (PolicyError): fix and ask again
     [comment] = env.pagure.comments(tid)
-    assert "over quota in project testing" in comment
+    assert "**refused**" in comment and "over quota in project testing" in comment
     m = re.search(r"instances: (\d+) used \+ 1 requested > limit 0", comment)
     assert m, comment
     assert int(m.group(1)) >= 0

@@ -36,7 +36,7 @@ def test_a_profile_the_policy_lacks_is_exit_2_from_the_kernel(tmp_path, env):
     assert "profile: 'nightly' is not an image profile of the site policy" in r.stderr
     assert "builder, fedora-cloud, infra-dev, qa" in r.stderr
     [rec] = runs(env)
-    assert rec["status"] == "failed" and rec["exit_code"] == 2
+    assert rec["status"] == "refused" and rec["exit_code"] == 2
     assert "ParameterError" in rec["error"]
 
 
