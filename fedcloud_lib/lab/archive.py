@@ -7,7 +7,9 @@ and status ``interactive`` (``exit_code`` 1 and ``error`` when a cell failed).
 
 * **Applying a plan** opens a run (``record.json`` with status ``running`` and the
   kernel's pid: a kernel killed meanwhile is archived as ``abandoned`` by the next
-  ``fedcloud`` command).  It is finished when the notebook's last code cell has run, when
+  ``fedcloud`` command).  It holds the (runbook, ticket) lock headless runs take, so an
+  interactive apply and a ``fedcloud run`` of the same ticket never run at once: the
+  second is refused (LockError) before anything is changed.  It is finished when the notebook's last code cell has run, when
   a cell fails, when the operator archives it, or when the kernel shuts down.
 * **"Archive this run"** (the form's button) or :func:`archive_run` archives what the
   kernel ran since the last archive, whenever the operator wants.
@@ -35,6 +37,7 @@ from ..archive.writer import RunWriter, warm_html_exporter
 from ..config import settings
 from ..context import operator_name, utcnow
 from ..errors import ArchiveError, FedcloudError
+from ..lock import RunLock
 from ..plan import new_planning_time
 from ..run.engine import new_run_id
 from ..runbooks import Runbook
@@ -59,6 +62,7 @@ class InteractiveRun:
     params_scrubbed: dict
     started: Any
     title: str
+    lock: RunLock | None = None  # held while a plan is applied; released when finished
 
     @property
     def run_id(self) -> str:
@@ -90,7 +94,7 @@ def _runbook() -> tuple[str, str | None, str]:
         return rb.name, None, rb.name
 
 
-def _open(reason: str) -> InteractiveRun:
+def _open(reason: str, lock: bool = False) -> InteractiveRun:
     cfg = settings()
     values, hidden, secrets = _parameters()
     scrubber = Scrubber(collect_secrets(secrets, secrets_dir=cfg.secrets_dir))
@@ -99,8 +103,12 @@ def _open(reason: str) -> InteractiveRun:
     run_id = new_run_id(started)
     archive = Archive(cfg.outputs)
     archive.ensure()
-    folder = archive.run_folder(name, run_id, started)
     ticket = values.get("ticket")
+    run_lock = None
+    if lock:  # refused (LockError) before anything is written or changed
+        run_lock = RunLock(archive.root / ".locks", name,
+                           str(ticket) if ticket not in (None, "") else None).acquire(run_id)
+    folder = archive.run_folder(name, run_id, started)
     cloud = values.get("cloud") if isinstance(values.get("cloud"), str) else None
     record: dict[str, Any] = {
         "run_id": run_id, "runbook": name, "runbook_version": version,
@@ -121,7 +129,7 @@ def _open(reason: str) -> InteractiveRun:
     except OSError as e:
         raise ArchiveError(f"cannot write the run folder {folder}: {e.strerror or e}",
                            path=str(folder)) from e
-    return InteractiveRun(archive, writer, hidden, started, title)
+    return InteractiveRun(archive, writer, hidden, started, title, run_lock)
 
 
 def _notebook(run: InteractiveRun, executions: list[transcript.Execution]):
@@ -155,7 +163,11 @@ def _finish(run: InteractiveRun, error: str | None = None) -> RunEntry:
         new_planning_time()  # what ran is done: the next plan counts from then
     STATE.applied.clear()
     # the run's end as every run ends (render, scrub, seal, chain): ArchiveError if it cannot
-    return writer.finish(run.archive, STATUS, 1 if error else 0, error, run.started)
+    try:
+        return writer.finish(run.archive, STATUS, 1 if error else 0, error, run.started)
+    finally:
+        if run.lock is not None:
+            run.lock.release()
 
 
 def archive_run() -> RunEntry:
@@ -179,7 +191,7 @@ def _on_apply(plan: Any) -> None:
     with _lock:
         if _current:
             _finish(_current.pop())
-        _current.append(_open(f"apply: {plan.title}"))
+        _current.append(_open(f"apply: {plan.title}", lock=True))
 
 
 def _is_last_cell(cell_id: str | None, source: str) -> bool:

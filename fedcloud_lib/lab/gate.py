@@ -76,7 +76,8 @@ def show(plan: Any) -> PlanGate:
 
 
 def applying(plan: Any) -> None:
-    """The kernel is about to apply ``plan``: remember it for the interactive run's record."""
-    STATE.applied.append(plan)
+    """The kernel is about to apply ``plan``: open its interactive run (which may refuse:
+    another run of the ticket holds the lock), then remember it for the run's record."""
     for callback in list(STATE.on_apply):
         callback(plan)
+    STATE.applied.append(plan)

@@ -269,3 +269,28 @@ def test_progress_is_a_live_bar_in_the_kernel(nb):
     texts = [o["data"].get("text/plain", "") for o in outs if "data" in o]
     assert any(t.startswith("boot servers: done (3/3)") for t in texts)
     assert errors(outs) == []
+
+
+def test_an_interactive_apply_is_refused_while_a_run_holds_the_lock(
+        nb, outputs):
+    """A headless run of the same runbook and ticket holds the lock: the confirmed plan is
+    refused with the holder named, nothing is applied; once the lock is free it applies."""
+    from fedcloud_lib.lock import RunLock
+
+    nb.run_all()
+    nb.click("Use these values")
+    nb.run_all()
+    nb.click("Confirm")
+    held = RunLock(outputs / ".locks", "demo", "7").acquire("HEADLESS-RUN-1")
+    try:
+        cells = nb.run_all()
+        assert errors(cells[2]) == ["LockError"] and "HEADLESS-RUN-1" in cells[2][-1]["evalue"]
+        assert not list(nb.dir.glob("applied*.json"))
+    finally:
+        held.release()
+    nb.run_all()  # the confirmation was used by the refused attempt: confirm again
+    nb.click("Confirm")
+    cells = nb.run_all()
+    assert [errors(c) for c in cells] == [[], [], [], []]
+    assert len(list(nb.dir.glob("applied*.json"))) == 1
+    assert [e.status for e in Archive(outputs).list()] == ["interactive"]
