@@ -24,10 +24,11 @@ from typing import Any
 
 from ..config import CHECKOUT
 from ..errors import ParameterError, PolicyError
+from ..shown import shown
 from ..site.policy import InstanceClass, Policy
 
 __all__ = ["PLACEHOLDERS", "Package", "SshSettings", "BurstRequest", "parse_duration",
-           "read_package_list", "read_skip_list", "check_template", "prepare", "short",
+           "read_package_list", "read_skip_list", "check_template", "prepare",
            "resolve_file", "iso", "MAX_PACKAGES"]
 
 PLACEHOLDERS = ("package", "builder", "workdir")
@@ -39,14 +40,6 @@ _UNIT_S = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _CSV_DURATION_COLUMNS = ("duration_s", "duration", "seconds", "build_s")
 
 
-def short(value: Any, n: int = 40) -> str:
-    """A hostile value for a message: its first ``n`` characters (repr) and its length."""
-    text = str(value)
-    if len(text) <= n:
-        return repr(text)
-    return f"{text[:n]!r}... ({len(text)} characters)"
-
-
 def iso(value: dt.datetime | None) -> str:
     return "" if value is None else value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -54,7 +47,7 @@ def iso(value: dt.datetime | None) -> str:
 def parse_duration(value: Any, parameter: str) -> float:
     """Seconds from ``90``, ``90s``, ``30m``, ``5h``, ``1d``, ``1h30m`` (a number is seconds)."""
     if isinstance(value, bool):
-        raise ParameterError(f"{parameter}: {short(value)} is not a duration (e.g. 90s, 30m, 5h)",
+        raise ParameterError(f"{parameter}: {shown(value)} is not a duration (e.g. 90s, 30m, 5h)",
                              parameter=parameter)
     if isinstance(value, (int, float)):
         seconds = float(value)
@@ -65,12 +58,12 @@ def parse_duration(value: Any, parameter: str) -> float:
         except ValueError:
             parts = _DURATION_PART.findall(text)
             if not text or "".join(n + u for n, u in parts) != text:
-                raise ParameterError(f"{parameter}: {short(value)} is not a duration "
+                raise ParameterError(f"{parameter}: {shown(value)} is not a duration "
                                      f"(a number of seconds, or e.g. 90s, 30m, 5h, 1h30m)",
                                      parameter=parameter) from None
             seconds = sum(float(n) * _UNIT_S[u] for n, u in parts)
     if seconds <= 0:
-        raise ParameterError(f"{parameter}: {short(value)} must be longer than 0 s",
+        raise ParameterError(f"{parameter}: {shown(value)} must be longer than 0 s",
                              parameter=parameter)
     return seconds
 
@@ -85,7 +78,7 @@ def resolve_file(value: str, parameter: str) -> Path:
     for c in candidates:
         if c.is_file():
             return c
-    raise ParameterError(f"{parameter}: file {short(value)} does not exist (relative paths "
+    raise ParameterError(f"{parameter}: file {shown(value)} does not exist (relative paths "
                          f"are taken from the working directory or the checkout)",
                          parameter=parameter)
 
@@ -105,7 +98,7 @@ class Package:
 def _check_names(names: list[tuple[int, str]], parameter: str, problems: list[str]) -> None:
     bad = [(line, n) for line, n in names if not PACKAGE_NAME.fullmatch(n)]
     for line, n in bad[:5]:
-        problems.append(f"{parameter}: line {line}: {short(n)} is not a package name (letters, "
+        problems.append(f"{parameter}: line {line}: {shown(n)} is not a package name (letters, "
                         f"digits and . _ + -, starting with a letter or digit, at most 200)")
     if len(bad) > 5:
         problems.append(f"{parameter}: and {len(bad) - 5} more lines that are not package names")
@@ -116,7 +109,7 @@ def _duplicates(names: list[tuple[int, str]], parameter: str, problems: list[str
     dups = []
     for line, n in names:
         if n in seen:
-            dups.append(f"{short(n)} (lines {seen[n]} and {line})")
+            dups.append(f"{shown(n)} (lines {seen[n]} and {line})")
         else:
             seen[n] = line
     if dups:
@@ -153,7 +146,7 @@ def read_package_list(path: Path, default_s: float, parameter: str = "packages"
         fields = [f.strip().lower() for f in reader.fieldnames or []]
         if "package" not in fields:
             raise ParameterError(f"{parameter}: {path} is a CSV without a 'package' column "
-                                 f"(columns: {short(', '.join(fields))})", parameter=parameter)
+                                 f"(columns: {shown(', '.join(fields))})", parameter=parameter)
         dcol = next((c for c in _CSV_DURATION_COLUMNS if c in fields), None)
         for i, raw in enumerate(reader, start=2):
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()
@@ -210,13 +203,13 @@ def check_template(template: str, parameter: str = "command") -> list[str]:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        return [f"{parameter}: {short(template)} is not a valid template: {exc} (write a "
+        return [f"{parameter}: {shown(template)} is not a valid template: {exc} (write a "
                 f"literal brace as {{{{ or }}}})"]
     for _, fname, spec, conv in parsed:
         if fname is None:
             continue
         if fname not in PLACEHOLDERS:
-            problems.append(f"{parameter}: unknown placeholder {{{short(fname, 20)[1:-1]}}}; "
+            problems.append(f"{parameter}: unknown placeholder {{{shown(fname, 20)[1:-1]}}}; "
                             f"allowed: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
         elif spec or conv:
             problems.append(f"{parameter}: placeholder {{{fname}}} takes no format or "
@@ -290,7 +283,7 @@ def _public_key(key_file: str, problems: list[str]) -> str:
     try:
         key = asyncssh.read_private_key(str(p))
     except (OSError, ValueError, asyncssh.KeyImportError) as exc:
-        problems.append(f"ssh_key: {short(key_file)} is not a readable private key without a "
+        problems.append(f"ssh_key: {shown(key_file)} is not a readable private key without a "
                         f"passphrase ({type(exc).__name__})")
         return ""
     return key.export_public_key("openssh").decode().strip()
@@ -304,7 +297,7 @@ def _address_map(value: Any, problems: list[str]) -> tuple[tuple[str, str], ...]
     for k, v in value.items():
         if not isinstance(k, str) or not isinstance(v, str) or not re.fullmatch(
                 r"[A-Za-z0-9.:\[\]_-]+", v):
-            problems.append(f"ssh_address_map: {short(k)} -> {short(v)} is not name -> host[:port]")
+            problems.append(f"ssh_address_map: {shown(k)} -> {shown(v)} is not name -> host[:port]")
             continue
         out.append((k, v))
     return tuple(out)
@@ -331,29 +324,23 @@ def prepare(policy: Policy, *, ticket: str, packages: str, skip_list: str = "",
 
     ticket = str(ticket or "").strip()
     if not TICKET.fullmatch(ticket):
-        problems.append(f"ticket: {short(ticket)} is not a ticket id (letters, digits, . _ -; "
+        problems.append(f"ticket: {shown(ticket)} is not a ticket id (letters, digits, . _ -; "
                         f"at most 63): the burst is known by its tracking ticket")
 
     # the builder profile: a class of the policy that bursts may use
     klass = policy.classes.get(profile)
     if profile not in bp.profiles or klass is None:
-        raise PolicyError(f"profile: {short(profile)} is not a builder profile of the site "
+        raise PolicyError(f"profile: {shown(profile)} is not a builder profile of the site "
                           f"policy; allowed: {', '.join(bp.profiles)}", parameter="profile")
-    flavor = flavor or klass.default_flavor
-    image = image or klass.default_image
-    if flavor not in klass.flavors:
-        policy_problems.append(f"flavor: {short(flavor)} is not allowed for profile "
-                               f"{klass.name}; allowed: {', '.join(klass.flavors)}")
-    if image not in klass.images:
-        policy_problems.append(f"image: {short(image)} is not allowed for profile "
-                               f"{klass.name}; allowed: {', '.join(klass.images)}")
+    flavor, image, not_allowed = klass.flavor_and_image(flavor, image, what="profile")
+    policy_problems += not_allowed
 
     # builder count
     n_builders: int | None = None
     mb = str(max_builders).strip().lower()
     if mb != "auto":
         if not mb.isdigit() or int(mb) < 1:
-            problems.append(f"max_builders: {short(max_builders)} must be a number of builders "
+            problems.append(f"max_builders: {shown(max_builders)} must be a number of builders "
                             f"(1 or more) or 'auto'")
         else:
             n_builders = int(mb)
@@ -377,15 +364,15 @@ def prepare(policy: Policy, *, ticket: str, packages: str, skip_list: str = "",
     max_life_s = float(min(klass.max_lifetime_h or 24, 24) * 3600)
     life = durations.get("builder_lifetime")
     if life is not None and life > max_life_s:
-        policy_problems.append(f"builder_lifetime: {short(builder_lifetime)} is beyond the "
+        policy_problems.append(f"builder_lifetime: {shown(builder_lifetime)} is beyond the "
                                f"{klass.name} lifetime ({max_life_s / 3600:g} h)")
     tmo = durations.get("build_timeout")
     if tmo is not None and tmo > bp.max_build_timeout_h * 3600:
-        policy_problems.append(f"build_timeout: {short(build_timeout)} is above the policy's "
+        policy_problems.append(f"build_timeout: {shown(build_timeout)} is above the policy's "
                                f"ceiling ({bp.max_build_timeout_h:g} h)")
     if tmo is not None and life is not None and tmo >= life:
-        problems.append(f"build_timeout: {short(build_timeout)} must be shorter than "
-                        f"builder_lifetime ({short(builder_lifetime)}): a build must fit in "
+        problems.append(f"build_timeout: {shown(build_timeout)} must be shorter than "
+                        f"builder_lifetime ({shown(builder_lifetime)}): a build must fit in "
                         f"a builder's life")
     deadline_at = None
     if str(deadline or "").strip():
@@ -399,17 +386,17 @@ def prepare(policy: Policy, *, ticket: str, packages: str, skip_list: str = "",
                     deadline_at = deadline_at.replace(tzinfo=dt.timezone.utc)
                 deadline_at = deadline_at.astimezone(dt.timezone.utc)
             except ValueError:
-                problems.append(f"deadline: {short(deadline)} is neither a duration (48h) nor an "
+                problems.append(f"deadline: {shown(deadline)} is neither a duration (48h) nor an "
                                 f"ISO date-time")
         if deadline_at is not None and deadline_at <= now:
-            problems.append(f"deadline: {short(deadline)} is in the past")
+            problems.append(f"deadline: {shown(deadline)} is in the past")
             deadline_at = None
 
     problems += check_template(command or "")
     if boot_method not in ("auto", "multi", "pool"):
-        problems.append(f"boot_method: {short(boot_method)}; allowed: auto, multi, pool")
+        problems.append(f"boot_method: {shown(boot_method)}; allowed: auto, multi, pool")
     if not str(workdir).startswith("/") or not re.fullmatch(r"[A-Za-z0-9/._-]+", str(workdir)):
-        problems.append(f"workdir: {short(workdir)} must be an absolute path of letters, "
+        problems.append(f"workdir: {shown(workdir)} must be an absolute path of letters, "
                         f"digits and / . _ -")
 
     # ssh
@@ -420,9 +407,9 @@ def prepare(policy: Policy, *, ticket: str, packages: str, skip_list: str = "",
     else:
         pub = _public_key(str(ssh_key), problems)
     if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", str(ssh_user or "")):
-        problems.append(f"ssh_user: {short(ssh_user)} is not a user name")
+        problems.append(f"ssh_user: {shown(ssh_user)} is not a user name")
     if known_hosts and not Path(known_hosts).expanduser().is_file():
-        problems.append(f"known_hosts: {short(known_hosts)} does not exist")
+        problems.append(f"known_hosts: {shown(known_hosts)} does not exist")
 
     # the package list and the skip list
     pkgs: list[Package] = []
@@ -448,7 +435,7 @@ def prepare(policy: Policy, *, ticket: str, packages: str, skip_list: str = "",
         unknown = sorted(set(skip_names) - listed)
         if unknown:
             warnings.append(f"skip list: {len(unknown)} package(s) not in the package list: "
-                            + ", ".join(short(n, 30) for n in unknown[:10])
+                            + ", ".join(shown(n, 30) for n in unknown[:10])
                             + (" ..." if len(unknown) > 10 else ""))
         skip_set = set(skip_names)
         skipped = [p.name for p in pkgs if p.name in skip_set]

@@ -139,14 +139,8 @@ def check_request(policy: Policy, *, ticket: str, requester: str, purpose: str,
     if not DNS_LABEL.fullmatch(name or ""):
         problems.append(f"name: {shown(name)} is not a valid DNS label (lower-case letters, digits "
                         f"and '-', starting with a letter, not ending with '-', at most 63)")
-    flavor = flavor or k.default_flavor
-    image = image or k.default_image
-    if flavor not in k.flavors:
-        problems.append(f"flavor: {shown(flavor)} is not allowed for class {k.name}; allowed: "
-                        f"{', '.join(k.flavors)}")
-    if image not in k.images:
-        problems.append(f"image: {shown(image)} is not allowed for class {k.name}; allowed: "
-                        f"{', '.join(k.images)}")
+    flavor, image, chosen_problems = k.flavor_and_image(flavor, image)
+    problems += chosen_problems
     if volume_gb < 0 or volume_gb > k.max_volume_gb:
         problems.append(f"volume_gb: {shown(volume_gb)} is outside what class {k.name} allows "
                         f"(0 to {k.max_volume_gb} GiB)")

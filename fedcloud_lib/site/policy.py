@@ -20,6 +20,7 @@ import jsonschema
 import yaml
 
 from ..errors import ConfigError, ParameterError, PolicyError
+from ..shown import shown
 
 __all__ = [
     "DEFAULT_POLICY_PATH",
@@ -245,6 +246,21 @@ class InstanceClass:
     max_lifetime_h: int | None
     volume_delete_on_retire: bool = False
     description: str = ""
+
+    def flavor_and_image(self, flavor: str | None, image: str | None,
+                         what: str = "class") -> tuple[str, str, list[str]]:
+        """The flavor and image a request asks for (the class's defaults where it names
+        none) and what is wrong with them: each must be one the class allows."""
+        flavor = flavor or self.default_flavor
+        image = image or self.default_image
+        problems = []
+        if flavor not in self.flavors:
+            problems.append(f"flavor: {shown(flavor)} is not allowed for {what} {self.name}; "
+                            f"allowed: {', '.join(self.flavors)}")
+        if image not in self.images:
+            problems.append(f"image: {shown(image)} is not allowed for {what} {self.name}; "
+                            f"allowed: {', '.join(self.images)}")
+        return flavor, image, problems
 
 
 @dataclass(frozen=True)
