@@ -25,7 +25,8 @@ from ..cloud import connect
 from ..errors import FedcloudError
 
 __all__ = ["OK", "WARNING", "CRITICAL", "UNKNOWN", "BadInput", "CloudUnreachable", "Thresholds",
-           "Probe", "parse_thresholds", "readable", "cloud_for", "run", "guarded", "status_line"]
+           "Probe", "api_unreachable", "parse_thresholds", "readable", "cloud_for", "run", "guarded",
+           "status_line"]
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 _STATES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -98,6 +99,20 @@ def readable(exc: BaseException) -> str:
             return "the cloud refused the credentials (HTTP 401)"
     text = " ".join(str(exc).split())
     return text if len(text) <= 240 else text[:237] + "..."
+
+
+def api_unreachable(exc: BaseException) -> bool:
+    """Whether a failed call means the API itself is down: no connection, no answer in
+    time, or a gateway saying its backend is gone (HTTP 502/503/504)."""
+    e, seen = exc, 0
+    while e is not None and seen < 12:
+        if isinstance(e, (ksa_exc.ConnectFailure, ksa_exc.ConnectTimeout)):
+            return True
+        if getattr(e, "status_code", None) in (502, 503, 504) or \
+                getattr(e, "http_status", None) in (502, 503, 504):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
 
 
 class CloudUnreachable(Exception):

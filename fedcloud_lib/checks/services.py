@@ -1,5 +1,6 @@
 """``fedcloud check services``: Nova services, Neutron agents and Cinder services are up,
-and the APIs answer (an unreachable API is CRITICAL: it is a service that is down)."""
+and the APIs answer (an unreachable API is CRITICAL: it is a service that is down, named
+with the reason, and the services behind the other APIs are still counted)."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +8,8 @@ from typing import Any
 from nagiosplugin import Metric
 
 from ..cloud import call
-from .nagios import CRITICAL, Probe, cloud_for
+from ..errors import CloudError
+from .nagios import CRITICAL, Probe, api_unreachable, cloud_for, readable
 
 __all__ = ["ServicesProbe"]
 
@@ -27,12 +29,22 @@ class ServicesProbe(Probe):
     def measure(self) -> list[Metric]:
         conn = self.conn or cloud_for(self.cloud)
         rows = []  # (what, up, enabled)
-        for s in call(lambda: list(conn.compute.services()), "list compute services"):
+        apis_down = []  # "compute API (cannot connect to ...)"
+        for s in self._listed(apis_down, "compute", lambda: conn.compute.services()):
             rows.append((f"{s.binary}@{s.host}", s.state == "up", s.status == "enabled"))
-        for a in call(lambda: list(conn.network.agents()), "list network agents"):
+        for a in self._listed(apis_down, "network", lambda: conn.network.agents()):
             rows.append((f"{a.binary}@{a.host}", bool(a.is_alive), bool(a.is_admin_state_up)))
-        for s in call(lambda: list(conn.block_storage.services()), "list volume services"):
+        for s in self._listed(apis_down, "volume", lambda: conn.block_storage.services()):
             rows.append((f"{s.binary}@{s.host}", s.state == "up", s.status == "enabled"))
+        if apis_down:
+            up = sum(1 for _, u, _ in rows if u)
+            down = sorted(w for w, u, _ in rows if not u)
+            self.text = (f"{len(apis_down)} API(s) down: {'; '.join(apis_down)}"
+                         + (f"; {len(down)} of {len(rows)} other services down: "
+                            f"{', '.join(down)}" if down else
+                            f"; the {len(rows)} services behind the other APIs are up"))
+            return [Metric("down", len(apis_down) + len(down), min=0, context="down"),
+                    Metric("up", up, min=0, context="info")]
         down = sorted(w for w, up, _ in rows if not up)
         disabled = sorted(w for w, up, enabled in rows if up and not enabled)
         up = len(rows) - len(down)
@@ -48,3 +60,15 @@ class ServicesProbe(Probe):
         return [Metric("down", len(down), min=0, context="down"),
                 Metric("up", up, min=0, context="info"),
                 Metric("disabled", len(disabled), min=0, context="info")]
+
+    @staticmethod
+    def _listed(apis_down: list[str], api: str, fn: Any) -> list[Any]:
+        """The listing of one API; an API that is down is noted in ``apis_down`` (with
+        why) and lists nothing, any other failure is raised."""
+        try:
+            return call(lambda: list(fn()), f"list the {api} services")
+        except CloudError as exc:
+            if not api_unreachable(exc):
+                raise
+            apis_down.append(f"{api} API ({readable(exc)})")
+            return []

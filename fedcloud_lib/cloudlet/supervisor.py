@@ -117,7 +117,7 @@ def start(only: str | None = None, out: Callable[[str], None] = print) -> int:
     t0 = time.monotonic()
     _prepare_runtime()
     if not supervisord_running():
-        subprocess.run(["supervisord", "-c", str(SUPERVISOR_CONF)], check=True)
+        subprocess.run(["supervisord", "-c", str(SUPERVISOR_CONF)], check=True, cwd="/")
         if not _wait_supervisord():
             raise FedcloudError("supervisord did not come up: see /var/log/supervisor/supervisord.log")
         out("supervisord started")

@@ -46,6 +46,7 @@ class FakeOpenStack:
         self.requests: list[str] = []
         self.fail_status: int | None = None           # answer every call with this status
         self.forbidden: tuple[str, ...] = ()          # path prefixes answered 403 (admin only)
+        self.moved: dict[str, str] = {}               # catalog type -> URL (e.g. a dead port)
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -193,6 +194,7 @@ class FakeOpenStack:
         pid = PROJECT_ID
 
         def ep(kind: str, name: str, url: str) -> dict:
+            url = self.moved.get(kind, url)
             return {"type": kind, "name": name, "id": kind, "endpoints": [
                 {"id": f"{kind}-{i}", "interface": i, "region": "RegionOne",
                  "region_id": "RegionOne", "url": url} for i in ("public", "internal", "admin")]}

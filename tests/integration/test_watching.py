@@ -5,9 +5,10 @@ dead API endpoint) and the scheduled command lines (systemd ExecStart, cron).
 The testing project is shared with other suites: the reaper is always scoped to this
 test's name prefix, and what the test made is deleted by the ``name_prefix`` fixture.
 The scheduled lines run against a project of their own (``fresh_project``), named like
-production through a clouds.yaml of the test's.  The real nova-compute and APIs are NOT
-stopped (others use the cloudlet meanwhile): a compute service is forced down through the
-admin API for a few seconds, and the API-down case points the check at a dead port.
+production through a clouds.yaml of the test's.  The checks are tested both ways: a
+compute service forced down through the admin API and Keystone on a dead port (quick),
+and the real nova-compute and nova-api processes stopped and started again (the suites run
+one after the other, so nothing else uses the cloudlet meanwhile).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import pytest
 import yaml
 
 from fedcloud_lib.archive.index import Archive
+from fedcloud_lib.cloudlet import supervisor
 from fedcloud_lib.lock import lock_name
 from fedcloud_lib.reaper.facts import NOTICE_KEY
 from tests.fakes.fasjson import FakeFasjson
@@ -254,6 +256,59 @@ def test_checks_on_the_cloudlet(admin_cloud, tmp_path):
         r = fedcloud(env, "check", name, "--cloud", "fedcloud-admin")
         assert r.returncode == 3 and "UNKNOWN - cloud API unreachable" in r.stdout, r.stdout
         assert "Traceback" not in r.stdout + r.stderr and len(r.stdout.splitlines()) == 1
+
+
+def _check_until(env: dict, name: str, want: int, deadline_s: float) -> subprocess.CompletedProcess:
+    """Run ``fedcloud check NAME`` every 5 s until it exits ``want`` (nova notices a dead
+    nova-compute only after ``service_down_time``, 60 s by default)."""
+    end = time.monotonic() + deadline_s
+    while True:
+        r = fedcloud(env, "check", name, "--cloud", "fedcloud-admin")
+        if r.returncode == want or time.monotonic() > end:
+            return r
+        time.sleep(5)
+
+
+def test_checks_see_really_stopped_services(admin_cloud, tmp_path):
+    """The real processes stopped (supervisor), one at a time, and started again: a dead
+    nova-compute makes `check hypervisors` and `check services` CRITICAL naming it; a
+    dead nova-api makes `check services` CRITICAL and `check hypervisors` UNKNOWN with a
+    readable one-line reason.  The cloudlet is whole again at the end."""
+    env = {"FEDCLOUD_OUTPUTS": str(tmp_path / "outputs")}
+    on_cmp2 = [s.name for s in admin_cloud.compute.servers(all_projects=True)
+               if s.compute_host == "cmp2"]
+    # the fake driver forgets its servers when nova-compute restarts
+    assert on_cmp2 == [], f"servers on cmp2 would be lost by the restart: {on_cmp2}"
+    assert supervisor.stop(only="nova-compute-cmp2", out=lambda _: None) == 0
+    try:
+        hyp = _check_until(env, "hypervisors", 2, 180)
+        svc = fedcloud(env, "check", "services", "--cloud", "fedcloud-admin")
+    finally:
+        assert supervisor.start(only="nova-compute-cmp2", out=lambda _: None) == 0
+    assert hyp.returncode == 2, hyp.stdout
+    assert hyp.stdout.startswith("FEDCLOUD HYPERVISORS CRITICAL - 1 of 2 hypervisors "
+                                 "unavailable: cmp2 nova-compute down |"), hyp.stdout
+    assert svc.returncode == 2 and "nova-compute@cmp2" in svc.stdout, svc.stdout
+    r = _check_until(env, "hypervisors", 0, 120)
+    assert r.returncode == 0 and "2 hypervisors up and enabled" in r.stdout, r.stdout
+
+    assert supervisor.stop(only="nova-api", out=lambda _: None) == 0
+    try:
+        svc = fedcloud(env, "check", "services", "--cloud", "fedcloud-admin")
+        hyp = fedcloud(env, "check", "hypervisors", "--cloud", "fedcloud-admin")
+    finally:
+        assert supervisor.start(only="nova-api", out=lambda _: None) == 0
+        assert supervisor.wait_ports([8774]) == []
+    for r, state in ((svc, "CRITICAL"), (hyp, "UNKNOWN")):
+        out = r.stdout + r.stderr
+        assert r.returncode == {"CRITICAL": 2, "UNKNOWN": 3}[state], out
+        assert f"{state} - " in r.stdout and "8774" in r.stdout, out
+        assert "Traceback" not in out and len(r.stdout.splitlines()) == 1, out
+    # the services behind Neutron and Cinder are still counted while nova-api is down
+    assert "1 API(s) down: compute API (cannot connect to http://127.0.0.1:8774/" in svc.stdout
+    assert "services behind the other APIs are up" in svc.stdout, svc.stdout
+    r = _check_until(env, "services", 0, 120)
+    assert r.returncode == 0 and r.stdout.startswith("FEDCLOUD SERVICES OK"), r.stdout
 
 
 # --------------------------------------------------------------------------- scheduling

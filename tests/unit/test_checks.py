@@ -93,6 +93,22 @@ def test_hypervisors_ok_then_forced_down_and_disabled_are_critical(cloud, capsys
     assert code == 1 and "WARNING" in line
 
 
+def test_one_api_down_is_critical_for_services_and_unknown_elsewhere(cloud, capsys):
+    """nova-api stopped, Keystone and Neutron up: `check services` is CRITICAL naming the
+    compute API and why, and still counts the agents; `check hypervisors` is UNKNOWN."""
+    cloud.moved["compute"] = "http://127.0.0.1:9/compute/v2.1"
+    code, line = check("services", capsys=capsys)
+    assert code == 2, line
+    assert "1 API(s) down: compute API (cannot connect to http://127.0.0.1:9/" in line, line
+    assert "Connection refused" in line and "the 2 services behind the other APIs are up" in line
+    code, line = check("hypervisors", capsys=capsys)
+    assert code == 3 and "cannot connect to http://127.0.0.1:9/" in line, line
+    # an agent down behind the API that answers is still reported
+    cloud.agents[0]["alive"] = False
+    code, line = check("services", capsys=capsys)
+    assert code == 2 and "1 of 2 other services down: neutron-linuxbridge-agent@cmp1" in line, line
+
+
 def test_services_down_is_critical_and_disabled_is_named(cloud, capsys):
     code, line = check("services", capsys=capsys)
     assert code == 0 and "5 services up" in line
