@@ -5,6 +5,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     lab = Lab(root=root, port=args.port, operator=operator_name(args.operator),
               strip=not args.keep_outputs)
     stopping = threading.Event()
+    t0 = time.monotonic()
 
     def on_term(signum, frame):
         raise KeyboardInterrupt()
@@ -53,10 +55,12 @@ def cmd_lab(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         stopping.set()
+        t0 = time.monotonic()
         print("\nstopping JupyterLab and its kernels ...", file=sys.stderr, flush=True)
         return 0
     finally:
         signal.signal(signal.SIGTERM, old)
         lab.stop()
         if stopping.is_set():
-            print("JupyterLab stopped", file=sys.stderr, flush=True)
+            print(f"JupyterLab stopped ({time.monotonic() - t0:.1f} s)", file=sys.stderr,
+                  flush=True)

@@ -135,8 +135,9 @@ class Lab:
             raise ConfigError(f"lab: JupyterLab did not answer on {self.base} within "
                               f"{timeout:.0f} s") from None
 
-    def stop(self, timeout: float = 60) -> int | None:
-        """Stop the server (SIGTERM: it shuts its kernels down), then anything of it left."""
+    def stop(self, timeout: float = 30) -> int | None:
+        """Stop the server (SIGTERM: it shuts its kernels down; ``timeout`` seconds for
+        that), then kill anything of it left."""
         proc = self.process
         if proc is None:
             return None
