@@ -46,6 +46,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt()
 
     old = signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C must stop the lab even when we were started with SIGINT ignored (a shell's
+    # background job, nohup, a CI runner): Python then installs no KeyboardInterrupt
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         lab.start()
         print(f"JupyterLab on {root} as {lab.operator}:\n    {lab.url}\n"
@@ -60,6 +63,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         return 0
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
         lab.stop()
         if stopping.is_set():
             print(f"JupyterLab stopped ({time.monotonic() - t0:.1f} s)", file=sys.stderr,

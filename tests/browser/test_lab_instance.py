@@ -39,7 +39,10 @@ class LabProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fedcloud_lib.cli", "lab", "--dir", str(root),
              "--operator", OPERATOR], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
+            stderr=subprocess.STDOUT, text=True,
+            # started as a background job of a shell is (SIGINT ignored): Ctrl-C must
+            # still stop it (CI found it deaf to SIGINT that way)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
