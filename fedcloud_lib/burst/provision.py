@@ -180,7 +180,7 @@ class Provisioner:
         self.conns, self.spec, self.throttle = conns, spec, throttle
         self.method, self.max_failures = method, max_failures
         self.run_id, self.operator = run_id, operator
-        self.clock, self.wait_interval = clock, wait_interval
+        self.clock = clock
         self.t0 = clock()
         self.target = target
         self.booting = 0

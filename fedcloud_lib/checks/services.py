@@ -36,19 +36,14 @@ class ServicesProbe(Probe):
             rows.append((f"{a.binary}@{a.host}", bool(a.is_alive), bool(a.is_admin_state_up)))
         for s in self._listed(apis_down, "volume", lambda: conn.block_storage.services()):
             rows.append((f"{s.binary}@{s.host}", s.state == "up", s.status == "enabled"))
-        if apis_down:
-            up = sum(1 for _, u, _ in rows if u)
-            down = sorted(w for w, u, _ in rows if not u)
-            self.text = (f"{len(apis_down)} API(s) down: {'; '.join(apis_down)}"
-                         + (f"; {len(down)} of {len(rows)} other services down: "
-                            f"{', '.join(down)}" if down else
-                            f"; the {len(rows)} services behind the other APIs are up"))
-            return [Metric("down", len(apis_down) + len(down), min=0, context="down"),
-                    Metric("up", up, min=0, context="info")]
         down = sorted(w for w, up, _ in rows if not up)
         disabled = sorted(w for w, up, enabled in rows if up and not enabled)
         up = len(rows) - len(down)
-        if not rows:
+        if apis_down:
+            self.text = f"{len(apis_down)} API(s) down: {'; '.join(apis_down)}; " + (
+                f"{len(down)} of {len(rows)} other services down: {', '.join(down)}" if down
+                else f"the {len(rows)} services behind the other APIs are up")
+        elif not rows:
             self.text = "no services registered"
             down = ["(none registered)"]
         elif down:
@@ -57,7 +52,7 @@ class ServicesProbe(Probe):
             self.text = f"{up} services up"
         if disabled:
             self.text += f"; disabled: {', '.join(disabled)}"
-        return [Metric("down", len(down), min=0, context="down"),
+        return [Metric("down", len(apis_down) + len(down), min=0, context="down"),
                 Metric("up", up, min=0, context="info"),
                 Metric("disabled", len(disabled), min=0, context="info")]
 

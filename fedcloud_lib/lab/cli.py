@@ -40,7 +40,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     lab = Lab(root=root, port=args.port, operator=operator_name(args.operator),
               strip=not args.keep_outputs)
     stopping = threading.Event()
-    t0 = time.monotonic()
+    t0 = 0.0  # when Ctrl-C came
 
     def on_term(signum, frame):
         raise KeyboardInterrupt()
